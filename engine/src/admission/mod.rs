@@ -1,0 +1,4 @@
+//! Per-request decisions over the compiled plan: pure functions, no I/O.
+
+pub mod auth;
+pub mod route;

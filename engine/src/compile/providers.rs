@@ -1,0 +1,145 @@
+//! Providers: upstream URLs, keys as ready-made auth headers, served models.
+
+use super::check_unique;
+use crate::config::{ConfigError, LoadedConfig, ProviderKind};
+use crate::plan::{ModelMatcher, ProviderKeyPlan, ProviderPlan};
+use http::{HeaderValue, Uri};
+use std::time::Duration;
+
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
+
+pub(super) fn compile_providers(
+    loaded: &LoadedConfig,
+    errors: &mut Vec<ConfigError>,
+) -> Vec<ProviderPlan> {
+    let cfg = &loaded.config;
+    check_unique(
+        loaded,
+        "provider name",
+        cfg.providers
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (format!("providers[{i}].name"), p.name.as_str())),
+        errors,
+    );
+    let mut out = Vec::with_capacity(cfg.providers.len());
+    for (i, p) in cfg.providers.iter().enumerate() {
+        let at = |field: &str| format!("providers[{i}].{field}");
+        if p.name.is_empty() || p.name.contains('/') {
+            errors.push(loaded.error_at(
+                &at("name"),
+                format!(
+                    "provider name `{}` must be non-empty and contain no `/`",
+                    p.name
+                ),
+            ));
+        }
+        let default_base = match p.kind {
+            ProviderKind::Openai => Some("https://api.openai.com/v1"),
+            ProviderKind::OpenaiCompatible => None,
+            other => {
+                errors.push(loaded.error_at(
+                    &at("kind"),
+                    format!(
+                        "provider kind `{}` is not supported yet (supported: openai, openai_compatible)",
+                        kind_name(other)
+                    ),
+                ));
+                continue;
+            }
+        };
+        let Some(base) = p.base_url.as_deref().or(default_base) else {
+            errors.push(loaded.error_at(
+                &format!("providers[{i}]"),
+                format!(
+                    "provider `{}` of kind openai_compatible needs a base_url",
+                    p.name
+                ),
+            ));
+            continue;
+        };
+        let base = base.trim_end_matches('/');
+        let url = |suffix: &str| -> Option<Uri> {
+            let text = format!("{base}{suffix}");
+            match text.parse::<Uri>() {
+                Ok(u) if matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some() => {
+                    Some(u)
+                }
+                _ => None,
+            }
+        };
+        let (Some(chat_url), Some(embeddings_url)) = (url("/chat/completions"), url("/embeddings"))
+        else {
+            errors.push(loaded.error_at(
+                &at("base_url"),
+                format!("invalid base_url `{base}`: expected an http:// or https:// URL"),
+            ));
+            continue;
+        };
+        let models = match &p.models {
+            None => ModelMatcher::any(),
+            Some(list) => matcher(loaded, &at("models"), list, errors),
+        };
+        let mut keys = Vec::with_capacity(p.keys.len());
+        for (k, key) in p.keys.iter().enumerate() {
+            let kat = format!("providers[{i}].keys[{k}]");
+            if key.key.is_empty() {
+                errors.push(loaded.error_at(&format!("{kat}.key"), "provider key is empty"));
+                continue;
+            }
+            let Ok(mut authorization) = HeaderValue::from_str(&format!("Bearer {}", key.key))
+            else {
+                errors.push(loaded.error_at(
+                    &format!("{kat}.key"),
+                    "provider key contains characters not allowed in an HTTP header",
+                ));
+                continue;
+            };
+            authorization.set_sensitive(true);
+            keys.push(ProviderKeyPlan {
+                name: key.name.clone().unwrap_or_else(|| format!("key{k}")).into(),
+                authorization,
+                weight: key.weight,
+                models: key
+                    .models
+                    .as_ref()
+                    .map(|list| matcher(loaded, &format!("{kat}.models"), list, errors)),
+            });
+        }
+        out.push(ProviderPlan {
+            name: p.name.as_str().into(),
+            kind: p.kind,
+            chat_url,
+            embeddings_url,
+            keys,
+            models,
+            timeout: p.timeout.map_or(DEFAULT_TIMEOUT, |t| t.0),
+        });
+    }
+    out
+}
+
+pub(super) fn matcher(
+    loaded: &LoadedConfig,
+    path: &str,
+    list: &[String],
+    errors: &mut Vec<ConfigError>,
+) -> ModelMatcher {
+    ModelMatcher::compile(list).unwrap_or_else(|bad| {
+        for (idx, msg) in bad {
+            errors.push(loaded.error_at(&format!("{path}[{idx}]"), msg));
+        }
+        ModelMatcher::default()
+    })
+}
+
+fn kind_name(kind: ProviderKind) -> &'static str {
+    match kind {
+        ProviderKind::Openai => "openai",
+        ProviderKind::OpenaiCompatible => "openai_compatible",
+        ProviderKind::Anthropic => "anthropic",
+        ProviderKind::Gemini => "gemini",
+        ProviderKind::Azure => "azure",
+        ProviderKind::Bedrock => "bedrock",
+    }
+}

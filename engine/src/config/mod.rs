@@ -1,0 +1,189 @@
+//! `tollgate.yaml`: serde types as the user writes them, `${VAR}` expansion, located errors.
+//! Validation that needs more than one field (references, regexes) happens in `compile`.
+
+mod expand;
+mod load;
+mod source_map;
+pub mod units;
+
+pub use expand::{expand_vars, MissingVar};
+pub use load::{load_file, load_str, ConfigError, ConfigFormat, LoadedConfig};
+pub use source_map::{Position, SourceMap};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize, Serializer};
+use std::collections::BTreeMap;
+use units::{ByteSize, DurationStr};
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub server: ServerConfig,
+    #[serde(default)]
+    pub auth: AuthConfig,
+    #[serde(default)]
+    pub providers: Vec<ProviderConfig>,
+    #[serde(default)]
+    pub customers: Vec<CustomerConfig>,
+    #[serde(default)]
+    pub teams: Vec<TeamConfig>,
+    #[serde(default)]
+    pub virtual_keys: Vec<VirtualKeyConfig>,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    #[serde(default = "default_admin_listen")]
+    pub admin_listen: String,
+    #[serde(default = "default_max_body")]
+    pub max_body_bytes: ByteSize,
+    /// Bearer token for the admin listener; unset means the admin port is open (it binds
+    /// to loopback by default).
+    #[serde(default, serialize_with = "redact_opt")]
+    pub admin_token: Option<String>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: default_listen(),
+            admin_listen: default_admin_listen(),
+            max_body_bytes: default_max_body(),
+            admin_token: None,
+        }
+    }
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8080".into()
+}
+fn default_admin_listen() -> String {
+    "127.0.0.1:8081".into()
+}
+fn default_max_body() -> ByteSize {
+    ByteSize(8 << 20)
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    #[serde(default = "yes")]
+    pub required: bool,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig { required: true }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ProviderKind {
+    Openai,
+    OpenaiCompatible,
+    Anthropic,
+    Gemini,
+    Azure,
+    Bedrock,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderConfig {
+    pub name: String,
+    pub kind: ProviderKind,
+    #[serde(default)]
+    pub base_url: Option<String>,
+    #[serde(default)]
+    pub keys: Vec<ProviderKeyConfig>,
+    /// Served models; `"*"` serves any. Omitted means any.
+    #[serde(default)]
+    pub models: Option<Vec<String>>,
+    #[serde(default)]
+    pub timeout: Option<DurationStr>,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderKeyConfig {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(serialize_with = "redact")]
+    pub key: String,
+    #[serde(default = "one")]
+    pub weight: u32,
+    /// Restricts this key to some of the provider's models.
+    #[serde(default)]
+    pub models: Option<Vec<String>>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustomerConfig {
+    pub id: String,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TeamConfig {
+    pub id: String,
+    #[serde(default)]
+    pub customer: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct VirtualKeyConfig {
+    pub id: String,
+    #[serde(default, serialize_with = "redact_opt")]
+    pub key: Option<String>,
+    #[serde(default)]
+    pub key_sha256: Option<String>,
+    #[serde(default)]
+    pub team: Option<String>,
+    /// Allowed models: exact names, `"*"`, or `"regex:..."`. Omitted means any model.
+    #[serde(default)]
+    pub models: Option<Vec<String>>,
+    /// Weighted split for bare model names; omitted means every provider, equal weights.
+    #[serde(default)]
+    pub providers: Option<Vec<KeyProviderConfig>>,
+    #[serde(default)]
+    pub metadata: BTreeMap<String, String>,
+    #[serde(default)]
+    pub expires_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub disabled: bool,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyProviderConfig {
+    pub provider: String,
+    #[serde(default = "one")]
+    pub weight: u32,
+}
+
+/// Secrets never leave the process: `/admin/config` shows that one is set, not what it is.
+fn redact<S: Serializer>(_: &str, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str("[REDACTED]")
+}
+
+fn redact_opt<S: Serializer>(v: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(_) => s.serialize_str("[REDACTED]"),
+        None => s.serialize_none(),
+    }
+}

@@ -1,0 +1,13 @@
+//! Tollgate: a self-hosted AI gateway whose policies are code.
+//!
+//! The request path mirrors the module layout: `config` (what the user wrote) is compiled by
+//! `compile` into a `plan::Plan`; `admission` decides per request over that plan; `proxy`
+//! carries the call upstream; `telemetry` counts what happened.
+
+pub mod admission;
+pub mod compile;
+pub mod config;
+pub mod error;
+pub mod plan;
+pub mod proxy;
+pub mod telemetry;

@@ -1,0 +1,108 @@
+//! The `tollgate` command: a thin CLI over the library.
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
+use tollgate::proxy::{load_plan, serve, Gateway};
+
+#[derive(Parser)]
+#[command(
+    name = "tollgate",
+    version,
+    about = "Self-hosted AI gateway with policies as code"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway.
+    Serve {
+        /// Config file (YAML or JSON). Default: $TOLLGATE_CONFIG, else ./tollgate.yaml.
+        #[arg(short, long)]
+        config: Option<PathBuf>,
+    },
+    /// Parse and compile the config, print a summary; exit 1 with located errors.
+    Check {
+        #[arg(short, long)]
+        config: Option<PathBuf>,
+    },
+}
+
+fn config_path(flag: Option<PathBuf>) -> PathBuf {
+    flag.or_else(|| std::env::var_os("TOLLGATE_CONFIG").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("tollgate.yaml"))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Check { config } => check(&config_path(config)),
+        Command::Serve { config } => run_server(config_path(config)),
+    }
+}
+
+fn check(path: &std::path::Path) -> ExitCode {
+    let started = Instant::now();
+    match load_plan(path) {
+        Ok(plan) => {
+            println!(
+                "{}: ok — {} providers, {} virtual keys; compiled in {:.1} ms",
+                path.display(),
+                plan.providers.len(),
+                plan.keys.len(),
+                started.elapsed().as_secs_f64() * 1e3
+            );
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("{e}");
+            }
+            eprintln!("{} error(s); config rejected", errors.len());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_server(path: PathBuf) -> ExitCode {
+    tracing_subscriber::fmt()
+        .json()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("TOLLGATE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let plan = match load_plan(&path) {
+        Ok(plan) => plan,
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("{e}");
+            }
+            return ExitCode::FAILURE;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let gateway = Arc::new(Gateway::new(plan, path));
+    match runtime.block_on(serve(gateway)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

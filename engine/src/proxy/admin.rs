@@ -1,0 +1,68 @@
+//! The admin listener: metrics, reload, effective config. Bearer `server.admin_token` when set.
+
+use super::respond::{self, ProxyResponse};
+use super::Gateway;
+use crate::error::{ApiError, ErrorType};
+use http::{Method, Request, StatusCode};
+use hyper::body::Incoming;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+pub async fn route(gw: &Gateway, req: Request<Incoming>) -> ProxyResponse {
+    if !authorized(gw, &req) {
+        return respond::error(
+            &ApiError::new(
+                ErrorType::Unauthorized,
+                "admin endpoints need `Authorization: Bearer <server.admin_token>`",
+            ),
+            None,
+        );
+    }
+    match (req.method(), req.uri().path()) {
+        (&Method::GET, "/metrics") => respond::text(
+            StatusCode::OK,
+            "text/plain; version=0.0.4; charset=utf-8",
+            gw.metrics.render(),
+        ),
+        (&Method::GET, "/admin/config") => {
+            respond::json(StatusCode::OK, gw.plan.load().redacted_config.clone())
+        }
+        (&Method::POST, "/admin/reload") => match gw.reload() {
+            Ok(()) => respond::json(StatusCode::OK, r#"{"status":"reloaded"}"#),
+            Err(errors) => {
+                let list: Vec<String> = errors.iter().map(ToString::to_string).collect();
+                respond::error(
+                    &ApiError::new(
+                        ErrorType::InvalidRequest,
+                        format!(
+                            "config rejected, the previous plan keeps serving: {}",
+                            list.join("; ")
+                        ),
+                    )
+                    .with("errors", list.into()),
+                    None,
+                )
+            }
+        },
+        (&Method::GET, "/healthz") => respond::json(StatusCode::OK, r#"{"status":"ok"}"#),
+        (_, path) => respond::error(
+            &ApiError::new(ErrorType::NotFound, format!("no admin endpoint at {path}")),
+            None,
+        ),
+    }
+}
+
+fn authorized(gw: &Gateway, req: &Request<Incoming>) -> bool {
+    let plan = gw.plan.load();
+    let Some(expected) = plan.admin_token_digest else {
+        return true;
+    };
+    let presented = req
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+    digest.ct_eq(&expected).into()
+}

@@ -1,0 +1,246 @@
+//! The OpenAI-compatible proxy path: authenticate, parse, route, forward, relay.
+
+use super::body::{read_limited, ProxyBody};
+use super::respond::{self, ProxyResponse, REQUEST_ID};
+use super::upstream::{self, SendError};
+use super::Gateway;
+use crate::admission::{auth, route};
+use crate::error::{ApiError, ErrorType};
+use crate::plan::{Plan, ProviderPlan};
+use crate::telemetry::{Endpoint, RequestOutcome};
+use bytes::Bytes;
+use http::header::{self, HeaderName};
+use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use std::time::{Duration, Instant};
+
+/// Client headers passed upstream; everything else (the caller's credentials above all) stays here.
+const FORWARDED_REQUEST_HEADERS: [HeaderName; 2] =
+    [header::ACCEPT, HeaderName::from_static("openai-beta")];
+
+/// Upstream response headers that describe the connection or the provider account, not the answer.
+fn is_dropped_response_header(name: &HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "connection"
+            | "keep-alive"
+            | "transfer-encoding"
+            | "te"
+            | "trailer"
+            | "upgrade"
+            | "proxy-authenticate"
+            | "content-length"
+            | "set-cookie"
+    ) || name.as_str().starts_with("x-ratelimit-")
+}
+
+/// Upper bound on a buffered (non-stream) upstream answer.
+const MAX_UPSTREAM_BODY: usize = 64 << 20;
+
+/// What the handler learned, for metrics.
+struct Served<'a> {
+    provider: &'a str,
+    /// Owned: the name lives in the request body, which is gone by the time metrics are written.
+    model: String,
+    upstream_wait: Duration,
+}
+
+pub async fn handle(gw: &Gateway, endpoint: Endpoint, req: Request<Incoming>) -> ProxyResponse {
+    let started = Instant::now();
+    let request_id = respond::new_request_id();
+    let plan = gw.plan.load_full();
+    let mut served = Served {
+        provider: "",
+        model: String::new(),
+        upstream_wait: Duration::ZERO,
+    };
+    let response = match proxy(gw, &plan, endpoint, req, &request_id, &mut served).await {
+        Ok(resp) => resp,
+        Err(e) => respond::error(&e, Some(&request_id)),
+    };
+    let total = started.elapsed();
+    gw.metrics.record(&RequestOutcome {
+        endpoint,
+        provider: served.provider,
+        model: &served.model,
+        status: response.status().as_u16(),
+        total,
+        overhead: total.saturating_sub(served.upstream_wait),
+    });
+    response
+}
+
+async fn proxy<'p>(
+    gw: &Gateway,
+    plan: &'p Plan,
+    endpoint: Endpoint,
+    req: Request<Incoming>,
+    request_id: &HeaderValue,
+    served: &mut Served<'p>,
+) -> Result<ProxyResponse, ApiError> {
+    let (parts, body) = req.into_parts();
+    let key = auth::authenticate(plan, &parts.headers, chrono::Utc::now().timestamp())?;
+    let body = read_limited(&parts.headers, body, plan.max_body_bytes).await?;
+    let head = super::request::parse_head(&body, endpoint)?;
+    let route = route::resolve(plan, key, &head.model, fastrand::u64(..))?;
+    served.provider = &route.provider.name;
+    let provider = route.provider;
+
+    let uri = match endpoint {
+        Endpoint::Embeddings => provider.embeddings_url.clone(),
+        _ => provider.chat_url.clone(),
+    };
+    let mut upstream_req = Request::post(uri)
+        .body(Full::new(head.body_for_model(&body, route.model)))
+        .map_err(|e| {
+            ApiError::new(
+                ErrorType::UpstreamError,
+                format!("cannot build upstream request: {e}"),
+            )
+        })?;
+    let headers = upstream_req.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    for name in &FORWARDED_REQUEST_HEADERS {
+        if let Some(v) = parts.headers.get(name) {
+            headers.insert(name.clone(), v.clone());
+        }
+    }
+    if let Some(k) = route.provider_key {
+        headers.insert(header::AUTHORIZATION, k.authorization.clone());
+    }
+
+    let attempt_started = Instant::now();
+    let deadline = attempt_started + provider.timeout;
+    let sent = upstream::send(&gw.upstream, upstream_req, provider.timeout).await;
+    let key_name = route.provider_key.map_or("", |k| &*k.name);
+    let attempt = |status: Option<u16>, error: &str| {
+        serde_json::json!([{
+            "provider": &*provider.name,
+            "model": route.model,
+            "key": key_name,
+            "status": status,
+            "error": error,
+            "duration_ms": attempt_started.elapsed().as_millis() as u64,
+        }])
+    };
+    let upstream_resp = match sent {
+        Ok(r) => r,
+        Err(SendError::Timeout) => {
+            served.upstream_wait = attempt_started.elapsed();
+            return Err(timeout_error(provider, attempt(None, "timeout")));
+        }
+        Err(SendError::Failed(msg)) => {
+            served.upstream_wait = attempt_started.elapsed();
+            return Err(ApiError::new(
+                ErrorType::UpstreamError,
+                format!("provider `{}` failed: {msg}", provider.name),
+            )
+            .with("attempts", attempt(None, &msg)));
+        }
+    };
+    let status = upstream_resp.status();
+    let (up_parts, up_body) = upstream_resp.into_parts();
+
+    let relay = head.stream && status.is_success();
+    let body = if relay {
+        served.upstream_wait = attempt_started.elapsed();
+        ProxyBody::Relay(up_body)
+    } else {
+        let collected = tokio::time::timeout_at(
+            deadline.into(),
+            http_body_util::Limited::new(up_body, MAX_UPSTREAM_BODY).collect(),
+        )
+        .await;
+        served.upstream_wait = attempt_started.elapsed();
+        let bytes = match collected {
+            Err(_) => {
+                return Err(timeout_error(
+                    provider,
+                    attempt(Some(status.as_u16()), "timeout reading body"),
+                ))
+            }
+            Ok(Err(e)) => {
+                let msg = format!("reading the response failed: {e}");
+                return Err(ApiError::new(
+                    ErrorType::UpstreamError,
+                    format!("provider `{}`: {msg}", provider.name),
+                )
+                .with("attempts", attempt(Some(status.as_u16()), &msg)));
+            }
+            Ok(Ok(c)) => c.to_bytes(),
+        };
+        if is_provider_failure(status) {
+            let msg = upstream_error_message(&bytes);
+            return Err(ApiError::new(
+                ErrorType::UpstreamError,
+                format!(
+                    "provider `{}` answered {}: {msg}",
+                    provider.name,
+                    status.as_u16()
+                ),
+            )
+            .with("attempts", attempt(Some(status.as_u16()), &msg)));
+        }
+        ProxyBody::full(bytes)
+    };
+    served.model = route.model.to_string();
+
+    let mut resp = Response::new(body);
+    *resp.status_mut() = status;
+    copy_response_headers(&up_parts.headers, resp.headers_mut());
+    let h = resp.headers_mut();
+    h.insert(REQUEST_ID, request_id.clone());
+    insert_str(h, "x-tollgate-provider", &provider.name);
+    insert_str(h, "x-tollgate-model", route.model);
+    h.insert("x-tollgate-attempts", HeaderValue::from_static("1"));
+    Ok(resp)
+}
+
+/// Statuses that mean "this provider could not serve", as opposed to "the request is wrong":
+/// these become `upstream_error`; other 4xx answers pass through so the caller sees the cause.
+fn is_provider_failure(status: StatusCode) -> bool {
+    status.is_server_error() || matches!(status.as_u16(), 401 | 403 | 408 | 429)
+}
+
+fn timeout_error(provider: &ProviderPlan, attempts: serde_json::Value) -> ApiError {
+    ApiError::new(
+        ErrorType::UpstreamTimeout,
+        format!(
+            "provider `{}` did not answer within {} ms",
+            provider.name,
+            provider.timeout.as_millis()
+        ),
+    )
+    .with("attempts", attempts)
+}
+
+/// The provider's own error message when it sent one in the OpenAI shape, else the body start.
+fn upstream_error_message(body: &Bytes) -> String {
+    let parsed: Option<serde_json::Value> = serde_json::from_slice(body).ok();
+    if let Some(msg) = parsed
+        .as_ref()
+        .and_then(|v| v.pointer("/error/message"))
+        .and_then(|m| m.as_str())
+    {
+        return msg.to_string();
+    }
+    String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned()
+}
+
+fn copy_response_headers(from: &HeaderMap, to: &mut HeaderMap) {
+    for (name, value) in from {
+        if !is_dropped_response_header(name) {
+            to.append(name.clone(), value.clone());
+        }
+    }
+}
+
+fn insert_str(h: &mut HeaderMap, name: &'static str, value: &str) {
+    if let Ok(v) = HeaderValue::from_str(value) {
+        h.insert(name, v);
+    }
+}

@@ -1,0 +1,178 @@
+//! Request counters keyed by label values in a lock-free map; series are created on first use
+//! and capped so caller-chosen model names cannot grow memory without bound.
+
+use super::histogram::Histogram;
+use std::collections::hash_map::DefaultHasher;
+use std::fmt::Write;
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+const MAX_REQUEST_SERIES: usize = 10_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Endpoint {
+    Chat,
+    Embeddings,
+    Models,
+}
+
+impl Endpoint {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Endpoint::Chat => "chat",
+            Endpoint::Embeddings => "embeddings",
+            Endpoint::Models => "models",
+        }
+    }
+}
+
+/// What one request did, as the metrics see it.
+pub struct RequestOutcome<'a> {
+    pub endpoint: Endpoint,
+    pub provider: &'a str,
+    pub model: &'a str,
+    pub status: u16,
+    pub total: Duration,
+    /// Time inside the gateway: total minus the wait for upstream.
+    pub overhead: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct SeriesKey {
+    endpoint: Endpoint,
+    status: u16,
+    labels_hash: u64,
+}
+
+#[derive(Debug)]
+struct Series {
+    provider: Box<str>,
+    model: Box<str>,
+    count: AtomicU64,
+}
+
+#[derive(Debug, Default)]
+pub struct Metrics {
+    requests: papaya::HashMap<SeriesKey, Series>,
+    pub request_duration: Histogram,
+    pub overhead: Histogram,
+    pub config_reloads_ok: AtomicU64,
+    pub config_reloads_failed: AtomicU64,
+}
+
+impl Metrics {
+    pub fn record(&self, o: &RequestOutcome) {
+        self.request_duration.record(o.total);
+        self.overhead.record(o.overhead);
+        let requests = self.requests.pin();
+        let (provider, model) = if requests.len() >= MAX_REQUEST_SERIES {
+            ("other", "other")
+        } else {
+            (o.provider, o.model)
+        };
+        let mut h = DefaultHasher::new();
+        (provider, model).hash(&mut h);
+        let key = SeriesKey {
+            endpoint: o.endpoint,
+            status: o.status,
+            labels_hash: h.finish(),
+        };
+        let series = requests.get_or_insert_with(key, || Series {
+            provider: provider.into(),
+            model: model.into(),
+            count: AtomicU64::new(0),
+        });
+        series.count.fetch_add(1, Relaxed);
+    }
+
+    /// Prometheus text exposition format.
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(8192);
+        out.push_str("# HELP tollgate_requests_total Requests handled, by endpoint, provider, model and status.\n");
+        out.push_str("# TYPE tollgate_requests_total counter\n");
+        let requests = self.requests.pin();
+        let mut lines: Vec<String> = requests
+            .iter()
+            .map(|(k, s)| {
+                format!(
+                    "tollgate_requests_total{{endpoint=\"{}\",provider=\"{}\",model=\"{}\",status=\"{}\"}} {}",
+                    k.endpoint.as_str(),
+                    escape(&s.provider),
+                    escape(&s.model),
+                    k.status,
+                    s.count.load(Relaxed)
+                )
+            })
+            .collect();
+        lines.sort();
+        for l in lines {
+            out.push_str(&l);
+            out.push('\n');
+        }
+        out.push_str("# HELP tollgate_request_duration_seconds Time from request received to response headers sent.\n");
+        out.push_str("# TYPE tollgate_request_duration_seconds histogram\n");
+        self.request_duration
+            .render(&mut out, "tollgate_request_duration_seconds", "");
+        out.push_str("# HELP tollgate_overhead_seconds Time spent inside the gateway, excluding the wait for upstream.\n");
+        out.push_str("# TYPE tollgate_overhead_seconds histogram\n");
+        self.overhead
+            .render(&mut out, "tollgate_overhead_seconds", "");
+        out.push_str("# HELP tollgate_config_reloads_total Config reloads by result.\n");
+        out.push_str("# TYPE tollgate_config_reloads_total counter\n");
+        let _ = writeln!(
+            out,
+            "tollgate_config_reloads_total{{result=\"ok\"}} {}\ntollgate_config_reloads_total{{result=\"error\"}} {}",
+            self.config_reloads_ok.load(Relaxed),
+            self.config_reloads_failed.load(Relaxed)
+        );
+        out
+    }
+}
+
+/// Label values are caller-influenced (model names): escape per the exposition format.
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcome(model: &str, status: u16) -> RequestOutcome<'_> {
+        RequestOutcome {
+            endpoint: Endpoint::Chat,
+            provider: "openai",
+            model,
+            status,
+            total: Duration::from_millis(3),
+            overhead: Duration::from_micros(20),
+        }
+    }
+
+    #[test]
+    fn counts_by_labels() {
+        let m = Metrics::default();
+        m.record(&outcome("gpt-4o", 200));
+        m.record(&outcome("gpt-4o", 200));
+        m.record(&outcome("gpt-\"x", 502));
+        let text = m.render();
+        assert!(text.contains("tollgate_requests_total{endpoint=\"chat\",provider=\"openai\",model=\"gpt-4o\",status=\"200\"} 2\n"), "{text}");
+        assert!(
+            text.contains("model=\"gpt-\\\"x\",status=\"502\"} 1\n"),
+            "{text}"
+        );
+        assert!(text.contains("tollgate_overhead_seconds_count 3\n"));
+    }
+
+    #[test]
+    fn series_are_capped() {
+        let m = Metrics::default();
+        for i in 0..MAX_REQUEST_SERIES + 5 {
+            m.record(&outcome(&format!("m{i}"), 200));
+        }
+        assert!(m.render().contains("model=\"other\",status=\"200\"} 5\n"));
+    }
+}
