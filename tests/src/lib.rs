@@ -1,1 +1,16 @@
+//! Harness for end-to-end tests: starts the real `tollgate` and `loadgen` binaries on free
+//! loopback ports, talks to them over HTTP, and stops them (by PID, on drop).
 
+mod http;
+mod process;
+mod python;
+
+pub use http::{get, post_json, post_raw, Reply};
+pub use process::{bin_path, run_tollgate, Gateway, Mock};
+pub use python::python_with;
+
+/// The SHA-256 of `secret` as hex, as written in `key_sha256:`.
+pub fn sha256_hex(secret: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}

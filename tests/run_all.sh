@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Runs every check and test of the repository, from a fresh clone, with no input.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# The SDK tests create a Python virtualenv and pip-install the official clients into it.
+if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
+  apt-get update -qq && apt-get install -y -qq python3 python3-venv
+fi
+
+cargo fmt --all --check
+cargo build --workspace --bins --locked
+cargo clippy --workspace --all-targets --locked -- -D warnings
+target/debug/tollgate check -c policies/tollgate.yaml
+target/debug/tollgate check -c policies/quickstart.yaml
+cargo test --workspace --locked

@@ -1,0 +1,54 @@
+//! A Python virtualenv with the official SDKs, created once under the target directory.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::Mutex;
+
+static VENV_LOCK: Mutex<()> = Mutex::new(());
+
+/// The venv's python, with `packages` pip-installed (from PyPI) if not there yet.
+pub fn python_with(packages: &[&str]) -> PathBuf {
+    let _guard = VENV_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let target = crate::bin_path("tollgate")
+        .parent()
+        .and_then(|p| p.parent())
+        .expect("target dir")
+        .to_path_buf();
+    let venv = target.join("e2e-venv");
+    let python = venv.join("bin/python");
+    if !python.exists() {
+        let ok = Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()
+            .expect("python3 -m venv")
+            .success();
+        assert!(ok, "creating the test virtualenv failed");
+    }
+    let missing: Vec<&str> = packages
+        .iter()
+        .copied()
+        .filter(|p| {
+            !Command::new(&python)
+                .args(["-c", &format!("import {}", p.replace('-', "_"))])
+                .status()
+                .is_ok_and(|s| s.success())
+        })
+        .collect();
+    if !missing.is_empty() {
+        let ok = Command::new(&python)
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+            ])
+            .args(&missing)
+            .status()
+            .expect("pip install")
+            .success();
+        assert!(ok, "pip install {missing:?} failed");
+    }
+    python
+}
