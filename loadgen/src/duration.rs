@@ -43,7 +43,6 @@ pub fn parse_duration(input: &str) -> Result<Duration, String> {
 }
 
 /// Compact rendering for reports: picks the unit that keeps 1–3 integer digits.
-#[allow(dead_code)] // used by `run`, which is built next
 pub fn format_micros(us: f64) -> String {
     let abs = us.abs();
     if abs < 1_000.0 {

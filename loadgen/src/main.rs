@@ -2,6 +2,7 @@
 //!
 //! Exit codes: 0 success, 1 a `run` threshold was broken, 2 bad flags or setup failure.
 
+mod clock;
 mod duration;
 mod mock;
 mod run;

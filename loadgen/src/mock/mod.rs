@@ -26,6 +26,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
+use crate::clock::PreciseTimer;
 use crate::duration::parse_duration;
 use faults::Fault;
 use record::Recorder;
@@ -113,6 +114,8 @@ pub struct State {
     pub replies: Replies,
     pub recorder: Recorder,
     pub next_id: AtomicU64,
+    /// Latency delays: tokio's 1 ms timer would turn `--latency 2ms` into ~3 ms.
+    pub timer: PreciseTimer,
 }
 
 impl MockArgs {
@@ -155,6 +158,7 @@ impl MockArgs {
             replies: Replies::new(self.stream_chunks),
             recorder: Recorder::new(self.record),
             next_id: AtomicU64::new(1),
+            timer: PreciseTimer::start().context("starting the timer thread")?,
         })
     }
 }

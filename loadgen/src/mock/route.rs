@@ -137,7 +137,7 @@ pub async fn handle(
         answer(&state, endpoint, &parts, &body, fault)
     };
     if !delay.is_zero() {
-        tokio::time::sleep(delay).await;
+        state.timer.sleep(delay).await;
     }
     Ok(response)
 }

@@ -72,7 +72,10 @@ impl Pool {
     pub async fn warm(&self, n: usize) -> anyhow::Result<()> {
         for _ in 0..n {
             let conn = self.connect().await?;
-            self.idle.lock().unwrap_or_else(|e| e.into_inner()).push(conn);
+            self.idle
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(conn);
         }
         Ok(())
     }
@@ -94,7 +97,10 @@ impl Pool {
 
     fn checkin(&self, conn: Conn) {
         if !conn.is_closed() {
-            self.idle.lock().unwrap_or_else(|e| e.into_inner()).push(conn);
+            self.idle
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(conn);
         }
     }
 

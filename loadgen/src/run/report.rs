@@ -14,9 +14,12 @@ use crate::duration::format_micros;
 /// Keep a handful of distinct error messages; a thousand copies of "connection refused" help nobody.
 const ERROR_SAMPLES: usize = 5;
 
-fn histogram() -> Histogram<u64> {
-    // 3 significant digits: 1 µs precision below 1 ms, 0.1% above; auto-resize covers any max.
-    Histogram::new(3).unwrap_or_else(|_| unreachable!("3 sigfigs is valid"))
+/// Microseconds from 1 µs to 1 hour at 3 significant digits (1 µs precision below 1 ms, 0.1%
+/// above). Fixed bounds, because `saturating_record` clamps to the current bounds rather than
+/// growing an auto-resizing histogram.
+pub fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 3_600_000_000, 3)
+        .unwrap_or_else(|_| unreachable!("constant bounds are valid"))
 }
 
 fn micros(d: Duration) -> u64 {
@@ -129,7 +132,13 @@ pub struct SideReport {
 impl SideReport {
     /// `requests` is what was scheduled; anything scheduled but never recorded (still in flight
     /// when the run gave up waiting) counts as a timeout.
-    pub fn new(url: &str, tally: Tally, requests: u64, send_window: Duration, stream: bool) -> Self {
+    pub fn new(
+        url: &str,
+        tally: Tally,
+        requests: u64,
+        send_window: Duration,
+        stream: bool,
+    ) -> Self {
         let ok: u64 = tally
             .statuses
             .iter()
@@ -144,8 +153,16 @@ impl SideReport {
             url: url.to_owned(),
             requests,
             ok,
-            rate: if secs > 0.0 { ((ok as f64 / secs) * 10.0).round() / 10.0 } else { 0.0 },
-            statuses: tally.statuses.iter().map(|(s, n)| (s.to_string(), *n)).collect(),
+            rate: if secs > 0.0 {
+                ((ok as f64 / secs) * 10.0).round() / 10.0
+            } else {
+                0.0
+            },
+            statuses: tally
+                .statuses
+                .iter()
+                .map(|(s, n)| (s.to_string(), *n))
+                .collect(),
             non_2xx,
             timeouts,
             transport_errors: tally.transport_errors,
@@ -233,9 +250,9 @@ impl Report {
         let overhead_us = direct
             .as_ref()
             .map(|d| Overhead::between(&target.latency, &d.latency));
-        let overhead_ttfb_us = direct.as_ref().and_then(|d| {
-            Some(Overhead::between(target.ttfb.as_ref()?, d.ttfb.as_ref()?))
-        });
+        let overhead_ttfb_us = direct
+            .as_ref()
+            .and_then(|d| Some(Overhead::between(target.ttfb.as_ref()?, d.ttfb.as_ref()?)));
         let mut report = Report {
             config,
             target,
@@ -366,11 +383,20 @@ impl Report {
                 overhead_row(&mut out, "overhead", o);
             }
         }
-        for side in std::iter::once(&self.target).chain(self.direct.as_ref()) {
-            let statuses: Vec<String> = side.statuses.iter().map(|(s, n)| format!("{s}×{n}")).collect();
+        let sides = [
+            ("target", Some(&self.target)),
+            ("direct", self.direct.as_ref()),
+        ];
+        for (name, side) in sides {
+            let Some(side) = side else { continue };
+            let statuses: Vec<String> = side
+                .statuses
+                .iter()
+                .map(|(s, n)| format!("{s}×{n}"))
+                .collect();
             let _ = writeln!(
                 out,
-                "{}: statuses [{}], timeouts {}, transport errors {}",
+                "{name} {}: statuses [{}], timeouts {}, transport errors {}",
                 side.url,
                 statuses.join(" "),
                 side.timeouts,
@@ -403,19 +429,38 @@ mod tests {
         let due = Instant::now();
         for &us in latencies_us {
             let done = due + Duration::from_micros(us);
-            t.record(due, Some(Outcome::Response { status, first_byte: None, done }));
+            t.record(
+                due,
+                Some(Outcome::Response {
+                    status,
+                    first_byte: None,
+                    done,
+                }),
+            );
         }
         t
     }
 
     fn config() -> RunConfig {
-        RunConfig { rate: 100.0, duration_s: 1.0, stream: false, connections: 1, slice_ms: None }
+        RunConfig {
+            rate: 100.0,
+            duration_s: 1.0,
+            stream: false,
+            connections: 1,
+            slice_ms: None,
+        }
     }
 
     #[test]
     fn percentiles_of_a_known_distribution() {
         let values: Vec<u64> = (1..=1000).collect();
-        let side = SideReport::new("t", tally(&values, 200), 1000, Duration::from_secs(2), false);
+        let side = SideReport::new(
+            "t",
+            tally(&values, 200),
+            1000,
+            Duration::from_secs(2),
+            false,
+        );
         assert_eq!(side.latency.p50, 500);
         assert_eq!(side.latency.p90, 900);
         assert_eq!(side.latency.p99, 990);
@@ -429,7 +474,14 @@ mod tests {
     fn errors_add_up_and_missing_outcomes_are_timeouts() {
         let mut t = tally(&[10, 20], 200);
         let due = Instant::now();
-        t.record(due, Some(Outcome::Response { status: 503, first_byte: None, done: due }));
+        t.record(
+            due,
+            Some(Outcome::Response {
+                status: 503,
+                first_byte: None,
+                done: due,
+            }),
+        );
         t.record(due, None);
         t.record(due, Some(Outcome::Failed("refused".into())));
         t.record(due, Some(Outcome::Failed("refused".into())));
@@ -445,18 +497,49 @@ mod tests {
 
     #[test]
     fn overhead_is_target_minus_direct() {
-        let t = Percentiles { p50: 300, p90: 400, p99: 500, p999: 600, max: 700, mean: 0.0 };
-        let d = Percentiles { p50: 100, p90: 100, p99: 600, p999: 100, max: 100, mean: 0.0 };
+        let t = Percentiles {
+            p50: 300,
+            p90: 400,
+            p99: 500,
+            p999: 600,
+            max: 700,
+            mean: 0.0,
+        };
+        let d = Percentiles {
+            p50: 100,
+            p90: 100,
+            p99: 600,
+            p999: 100,
+            max: 100,
+            mean: 0.0,
+        };
         assert_eq!(
             Overhead::between(&t, &d),
-            Overhead { p50: 200, p90: 300, p99: -100, p999: 500 }
+            Overhead {
+                p50: 200,
+                p90: 300,
+                p99: -100,
+                p999: 500
+            }
         );
     }
 
     #[test]
     fn thresholds_pass_and_fail() {
-        let target = SideReport::new("t", tally(&[3000; 10], 200), 10, Duration::from_secs(1), false);
-        let direct = SideReport::new("d", tally(&[1000; 10], 200), 10, Duration::from_secs(1), false);
+        let target = SideReport::new(
+            "t",
+            tally(&[1950; 10], 200),
+            10,
+            Duration::from_secs(1),
+            false,
+        );
+        let direct = SideReport::new(
+            "d",
+            tally(&[900; 10], 200),
+            10,
+            Duration::from_secs(1),
+            false,
+        );
         let lag = histogram();
         let strict = Thresholds {
             max_p99_overhead: Some(Duration::from_millis(1)),
@@ -465,9 +548,14 @@ mod tests {
         };
         let r = Report::new(config(), target.clone(), Some(direct.clone()), &lag, strict);
         assert!(!r.passed);
-        let failed: Vec<&str> = r.checks.iter().filter(|c| !c.passed).map(|c| c.name).collect();
+        let failed: Vec<&str> = r
+            .checks
+            .iter()
+            .filter(|c| !c.passed)
+            .map(|c| c.name)
+            .collect();
         assert_eq!(failed, ["max_p99_overhead", "min_rate"]);
-        assert_eq!(r.overhead_us.unwrap().p99, 2000);
+        assert_eq!(r.overhead_us.unwrap().p99, 1050);
 
         let lenient = Thresholds {
             max_p99_overhead: Some(Duration::from_millis(3)),
@@ -477,8 +565,8 @@ mod tests {
         let r = Report::new(config(), target, Some(direct), &lag, lenient);
         assert!(r.passed, "{:?}", r.checks);
         let json = serde_json::to_value(&r).unwrap();
-        assert_eq!(json["target"]["p99"], 3000);
-        assert_eq!(json["overhead_us"]["p99"], 2000);
+        assert_eq!(json["target"]["p99"], 1950);
+        assert_eq!(json["overhead_us"]["p99"], 1050);
         assert!(r.table().contains("overhead"));
     }
 

@@ -1,6 +1,5 @@
 //! The open-loop clock: request `i` is due at `start + i / rate`, whatever happened to earlier
-//! requests. A dedicated OS thread keeps that clock because tokio timers only have millisecond
-//! resolution, far too coarse for 10k requests per second.
+//! requests. A dedicated OS thread keeps that clock (see `crate::clock` for why not tokio).
 
 use std::time::{Duration, Instant};
 
@@ -51,9 +50,13 @@ impl Plan {
 /// Runs the clock on the calling thread, calling `launch(i, side, due)` at each due time.
 /// Returns the lag histogram (µs between due time and actual launch): if it is large, the load
 /// generator itself could not keep up and the run says more about it than about the target.
-pub fn run(plan: &Plan, start: Instant, mut launch: impl FnMut(u64, Side, Instant)) -> Histogram<u64> {
-    reduce_timer_slack();
-    let mut lag = Histogram::<u64>::new(3).unwrap_or_else(|_| unreachable!("3 sigfigs is valid"));
+pub fn run(
+    plan: &Plan,
+    start: Instant,
+    mut launch: impl FnMut(u64, Side, Instant),
+) -> Histogram<u64> {
+    crate::clock::reduce_timer_slack();
+    let mut lag = super::report::histogram();
     for i in 0..plan.count() {
         let offset = plan.offset(i);
         let due = start + offset;
@@ -66,16 +69,6 @@ pub fn run(plan: &Plan, start: Instant, mut launch: impl FnMut(u64, Side, Instan
         launch(i, plan.side(offset), due);
     }
     lag
-}
-
-/// Linux delays sleeping threads by up to 50 µs by default to batch wake-ups; the scheduler wants
-/// its wake-ups on time.
-fn reduce_timer_slack() {
-    #[cfg(target_os = "linux")]
-    // SAFETY: PR_SET_TIMERSLACK takes one integer argument and only affects this thread.
-    unsafe {
-        libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong, 0, 0, 0);
-    }
 }
 
 #[cfg(test)]

@@ -28,14 +28,21 @@ impl Endpoint {
             .with_context(|| format!("invalid URL `{url}`"))?;
         match uri.scheme_str() {
             Some("http") => {}
-            Some(other) => bail!("unsupported scheme `{other}` in `{url}` (only http:// is supported)"),
-            None => bail!("URL `{url}` needs a scheme, e.g. http://127.0.0.1:8080/v1/chat/completions"),
+            Some(other) => {
+                bail!("unsupported scheme `{other}` in `{url}` (only http:// is supported)")
+            }
+            None => {
+                bail!("URL `{url}` needs a scheme, e.g. http://127.0.0.1:8080/v1/chat/completions")
+            }
         }
         let authority = uri
             .authority()
             .with_context(|| format!("URL `{url}` has no host"))?;
         let port = authority.port_u16().unwrap_or(80);
-        let host = authority.host().trim_start_matches('[').trim_end_matches(']');
+        let host = authority
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']');
         let addr = (host, port)
             .to_socket_addrs()
             .with_context(|| format!("cannot resolve `{}`", authority.host()))?
@@ -109,8 +116,8 @@ pub fn parse_header(s: &str) -> Result<(HeaderName, HeaderValue), String> {
         .ok_or_else(|| format!("header `{s}` must look like `Name: value`"))?;
     let name = HeaderName::from_bytes(name.trim().as_bytes())
         .map_err(|_| format!("invalid header name in `{s}`"))?;
-    let value =
-        HeaderValue::from_str(value.trim()).map_err(|_| format!("invalid header value in `{s}`"))?;
+    let value = HeaderValue::from_str(value.trim())
+        .map_err(|_| format!("invalid header value in `{s}`"))?;
     Ok((name, value))
 }
 
@@ -145,7 +152,9 @@ impl WorkloadSpec<'_> {
     /// The Host header is per endpoint, so it is added at send time, not here.
     pub fn build(self) -> anyhow::Result<Workload> {
         let mut base = HeaderMap::new();
-        base.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if !self.body.is_empty() {
+            base.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        }
         for (name, value) in self.headers {
             if name == HOST {
                 bail!("--header cannot set Host; it comes from the URL");
@@ -202,8 +211,14 @@ mod tests {
         assert_eq!(
             keys,
             [
-                KeyLine { key: "vk-a".into(), model: None },
-                KeyLine { key: "vk-b".into(), model: Some("gpt-4o".into()) }
+                KeyLine {
+                    key: "vk-a".into(),
+                    model: None
+                },
+                KeyLine {
+                    key: "vk-b".into(),
+                    model: Some("gpt-4o".into())
+                }
             ]
         );
         assert!(parse_keys("a b c").is_err());
@@ -248,7 +263,10 @@ mod tests {
             keys: vec![],
             headers: vec![],
         };
-        assert_eq!(&spec(false).build().unwrap().variant(0).body[..], b"not json");
+        assert_eq!(
+            &spec(false).build().unwrap().variant(0).body[..],
+            b"not json"
+        );
         assert!(spec(true).build().is_err());
     }
 }
