@@ -13,4 +13,8 @@ cargo build --workspace --bins --locked
 cargo clippy --workspace --all-targets --locked -- -D warnings
 target/debug/tollgate check -c policies/tollgate.yaml
 target/debug/tollgate check -c policies/quickstart.yaml
-cargo test --workspace --locked
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+cargo test --workspace --locked 2>&1 | tee "$log"
+# One closing line for the whole run (cargo prints one per test binary, the last often empty).
+awk '/^test result:/ { p += $4; f += $6 } END { printf "workspace: %d passed, %d failed\n", p, f }' "$log"

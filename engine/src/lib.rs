@@ -9,5 +9,7 @@ pub mod compile;
 pub mod config;
 pub mod error;
 pub mod plan;
+pub mod pricing;
 pub mod proxy;
+pub mod state;
 pub mod telemetry;
