@@ -18,6 +18,13 @@ virtual_keys:
     )
 }
 
+/// A mock started with `mock_args` behind a gateway whose provider times out after `timeout`.
+fn setup(mock_args: &[&str], timeout: &str) -> (Mock, Gateway) {
+    let mock = Mock::start(mock_args);
+    let gw = Gateway::start(&config(&mock.base_url(), timeout));
+    (mock, gw)
+}
+
 fn chat() -> serde_json::Value {
     json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]})
 }
@@ -28,8 +35,7 @@ fn url(gw: &Gateway) -> String {
 
 #[test]
 fn request_errors() {
-    let mock = Mock::start(&[]);
-    let gw = Gateway::start(&config(&mock.base_url(), "5s"));
+    let (mock, gw) = setup(&[], "5s");
 
     let r = post_raw(
         &url(&gw),
@@ -77,8 +83,7 @@ fn request_errors() {
 
 #[test]
 fn key_errors() {
-    let mock = Mock::start(&[]);
-    let gw = Gateway::start(&config(&mock.base_url(), "5s"));
+    let (_mock, gw) = setup(&[], "5s");
     type Headers<'a> = &'a [(&'a str, &'a str)];
     let cases: [(Headers, u16, &str); 5] = [
         (&[], 401, "missing_key"),
@@ -104,8 +109,7 @@ fn key_errors() {
 
 #[test]
 fn model_not_allowed_names_the_model() {
-    let mock = Mock::start(&[]);
-    let gw = Gateway::start(&config(&mock.base_url(), "5s"));
+    let (mock, gw) = setup(&[], "5s");
     let r = post_json(
         &url(&gw),
         &AUTH,
@@ -121,8 +125,7 @@ fn model_not_allowed_names_the_model() {
 
 #[test]
 fn upstream_failure_is_502_listing_the_attempt() {
-    let mock = Mock::start(&["--fail-rate", "1", "--fail-status", "500"]);
-    let gw = Gateway::start(&config(&mock.base_url(), "5s"));
+    let (_mock, gw) = setup(&["--fail-rate", "1", "--fail-status", "500"], "5s");
     let r = post_json(&url(&gw), &AUTH, &chat());
     assert_eq!(
         (r.status, r.error_type().as_str()),
@@ -158,8 +161,7 @@ fn unreachable_provider_is_502() {
 
 #[test]
 fn slow_provider_is_504_within_the_provider_timeout() {
-    let mock = Mock::start(&["--latency", "10s"]);
-    let gw = Gateway::start(&config(&mock.base_url(), "300ms"));
+    let (_mock, gw) = setup(&["--latency", "10s"], "300ms");
     let r = post_json(&url(&gw), &AUTH, &chat());
     assert_eq!(
         (r.status, r.error_type().as_str()),
@@ -176,8 +178,7 @@ fn slow_provider_is_504_within_the_provider_timeout() {
 
 #[test]
 fn provider_client_errors_pass_through() {
-    let mock = Mock::start(&["--fail-rate", "1", "--fail-status", "400"]);
-    let gw = Gateway::start(&config(&mock.base_url(), "5s"));
+    let (_mock, gw) = setup(&["--fail-rate", "1", "--fail-status", "400"], "5s");
     let r = post_json(&url(&gw), &AUTH, &chat());
     assert_eq!(r.status, 400, "{}", r.body);
     assert_eq!(r.header("x-tollgate-provider"), Some("mock"));
@@ -185,8 +186,7 @@ fn provider_client_errors_pass_through() {
 
 #[test]
 fn unknown_paths_are_404_json() {
-    let mock = Mock::start(&[]);
-    let gw = Gateway::start(&config(&mock.base_url(), "5s"));
+    let (_mock, gw) = setup(&[], "5s");
     let r = post_json(&format!("{}/v2/nothing", gw.url), &AUTH, &chat());
     assert_eq!((r.status, r.error_type().as_str()), (404, "not_found"));
 }

@@ -12,12 +12,17 @@ pub struct ByteSize(pub u64);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DurationStr(pub Duration);
 
-pub fn parse_size(text: &str) -> Result<u64, String> {
+/// `"64KiB"` → (`"64"`, `"KiB"`): the leading number and the unit after it.
+fn split_number(text: &str) -> (&str, &str) {
     let t = text.trim();
     let split = t
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
+    t.split_at(split)
+}
+
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let (num, unit) = split_number(text);
     let value: f64 = num.parse().map_err(|_| {
         format!("invalid size `{text}`: expected a number with an optional unit like 64KiB or 8MiB")
     })?;
@@ -39,11 +44,7 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
 }
 
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let t = text.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
+    let (num, unit) = split_number(text);
     let value: f64 = num.parse().map_err(|_| {
         format!("invalid duration `{text}`: expected a number with a unit like 200ms, 5s or 1h")
     })?;
