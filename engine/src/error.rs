@@ -9,6 +9,8 @@ pub enum ErrorType {
     MissingKey,
     InvalidKey,
     ModelNotAllowed,
+    BudgetExceeded,
+    RateLimited,
     NotFound,
     MethodNotAllowed,
     BodyTooLarge,
@@ -24,6 +26,8 @@ impl ErrorType {
             ErrorType::MissingKey => "missing_key",
             ErrorType::InvalidKey => "invalid_key",
             ErrorType::ModelNotAllowed => "model_not_allowed",
+            ErrorType::BudgetExceeded => "budget_exceeded",
+            ErrorType::RateLimited => "rate_limited",
             ErrorType::NotFound => "not_found",
             ErrorType::MethodNotAllowed => "method_not_allowed",
             ErrorType::BodyTooLarge => "body_too_large",
@@ -40,6 +44,8 @@ impl ErrorType {
                 StatusCode::UNAUTHORIZED
             }
             ErrorType::ModelNotAllowed => StatusCode::FORBIDDEN,
+            ErrorType::BudgetExceeded => StatusCode::PAYMENT_REQUIRED,
+            ErrorType::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             ErrorType::NotFound => StatusCode::NOT_FOUND,
             ErrorType::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ErrorType::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -55,6 +61,8 @@ pub struct ApiError {
     pub message: String,
     /// Extra fields merged into the error object (`attempts`, `scope`, ...).
     pub fields: serde_json::Map<String, serde_json::Value>,
+    /// Seconds for a `retry-after` header.
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -63,6 +71,7 @@ impl ApiError {
             kind,
             message: message.into(),
             fields: serde_json::Map::new(),
+            retry_after: None,
         }
     }
 

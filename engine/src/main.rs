@@ -50,6 +50,9 @@ fn check(path: &std::path::Path) -> ExitCode {
     let started = Instant::now();
     match load_plan(path) {
         Ok(plan) => {
+            for w in unpriced_models(&plan) {
+                println!("warning: {w}");
+            }
             println!(
                 "{}: ok — {} providers, {} virtual keys; compiled in {:.1} ms",
                 path.display(),
@@ -78,8 +81,8 @@ fn run_server(path: PathBuf) -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
-    let plan = match load_plan(&path) {
-        Ok(plan) => plan,
+    let gateway = match Gateway::open(path) {
+        Ok(gw) => Arc::new(gw),
         Err(errors) => {
             for e in &errors {
                 eprintln!("{e}");
@@ -97,7 +100,6 @@ fn run_server(path: PathBuf) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let gateway = Arc::new(Gateway::new(plan, path));
     match runtime.block_on(serve(gateway)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -105,4 +107,28 @@ fn run_server(path: PathBuf) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Models a budget would count as free: listed by a provider that carries a budget (or
+/// whose keys do), with no price in the table or the config.
+fn unpriced_models(plan: &tollgate::plan::Plan) -> Vec<String> {
+    use tollgate::state::LimitKind;
+    let any_budget = plan.all_limits.iter().any(|l| l.kind == LimitKind::Budget);
+    if !any_budget {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for p in &plan.providers {
+        for model in p.models.exact_names() {
+            let priced = plan.prices.price(&p.name, model).is_some()
+                || plan.prices.price(p.pricing_name, model).is_some();
+            if !priced {
+                out.push(format!(
+                    "no price for {}/{model}: budgets count it as $0 (add it under `pricing:`)",
+                    p.name
+                ));
+            }
+        }
+    }
+    out
 }

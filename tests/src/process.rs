@@ -160,6 +160,41 @@ impl Gateway {
     }
 }
 
+impl Gateway {
+    /// Stops the gateway with SIGTERM and waits for it to exit (it saves state on the way).
+    pub fn stop(mut self) {
+        self.signal("TERM");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                assert!(status.success(), "gateway exited with {status}");
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("gateway did not stop within 10 s of SIGTERM");
+    }
+
+    /// The admin `/admin/usage` counters.
+    pub fn usage(&self) -> Vec<serde_json::Value> {
+        let reply = crate::get(&format!("{}/admin/usage", self.admin_url), &[]);
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        reply.json()["counters"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// The `used` value of one counter.
+    pub fn used(&self, scope: &str, kind: &str) -> serde_json::Value {
+        self.usage()
+            .into_iter()
+            .find(|c| c["scope"] == scope && c["kind"] == kind)
+            .unwrap_or_else(|| panic!("no counter {scope} {kind}"))["used"]
+            .clone()
+    }
+}
+
 impl Drop for Gateway {
     fn drop(&mut self) {
         let _ = self.child.kill();

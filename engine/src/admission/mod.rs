@@ -1,4 +1,6 @@
 //! Per-request decisions over the compiled plan: pure functions, no I/O.
 
 pub mod auth;
+pub mod estimate;
+pub mod limits;
 pub mod route;

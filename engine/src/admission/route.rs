@@ -1,23 +1,30 @@
 //! Where a request goes: `provider/model` or a bare model through the key's weighted providers.
 
 use crate::error::{ApiError, ErrorType};
-use crate::plan::{pick_weighted, KeyPlan, Plan, ProviderKeyPlan, ProviderPlan};
+use crate::plan::{pick_weighted, KeyPlan, KeyProvider, Plan, ProviderKeyPlan, ProviderPlan};
 
 #[derive(Debug)]
 pub struct Route<'p, 'r> {
     pub provider: &'p ProviderPlan,
+    pub provider_index: usize,
+    /// The key's entry for this provider: its provider-config tier.
+    pub key_provider: &'p KeyProvider,
+    /// The request named the provider (`provider/model`): no other may serve it.
+    pub pinned: bool,
     /// The model name the provider is asked for (the request's, minus any provider prefix).
     pub model: &'r str,
     /// The provider credential to use; `None` when the provider has no keys (e.g. local vLLM).
     pub provider_key: Option<&'p ProviderKeyPlan>,
 }
 
-/// Picks the route for `requested`. `roll` is a uniform random number for weighted choices.
+/// Picks the route for `requested`. `roll` is a uniform random number for weighted choices;
+/// providers in `excluded` (refused by their own limits) are not candidates.
 pub fn resolve<'p, 'r>(
     plan: &'p Plan,
-    key: &KeyPlan,
+    key: &'p KeyPlan,
     requested: &'r str,
     roll: u64,
+    excluded: &[usize],
 ) -> Result<Route<'p, 'r>, ApiError> {
     // A prefix that names a provider pins the request to it; otherwise the whole string is a
     // model name (e.g. `meta-llama/Llama-3` on an openai_compatible server).
@@ -26,12 +33,12 @@ pub fn resolve<'p, 'r>(
             if !(key.models.matches(requested) || key.models.matches(bare)) {
                 return Err(not_allowed(key, requested));
             }
-            if !key.may_use_provider(p) {
+            let Some(key_provider) = key.provider_entry(p) else {
                 return Err(ApiError::new(
                     ErrorType::ModelNotAllowed,
                     format!("virtual key `{}` may not use provider `{prefix}`", key.id),
                 ));
-            }
+            };
             let provider = &plan.providers[p];
             if !provider.serves(bare) {
                 return Err(ApiError::new(
@@ -41,6 +48,9 @@ pub fn resolve<'p, 'r>(
             }
             return Ok(Route {
                 provider,
+                provider_index: p,
+                key_provider,
+                pinned: true,
                 model: bare,
                 provider_key: pick_key(provider, bare, roll),
             });
@@ -52,9 +62,11 @@ pub fn resolve<'p, 'r>(
     let candidates = key
         .providers
         .iter()
-        .copied()
-        .filter(|&(p, _)| plan.providers[p].serves(requested));
-    let Some(p) = pick_weighted(candidates, roll) else {
+        .filter(|kp| {
+            !excluded.contains(&kp.provider) && plan.providers[kp.provider].serves(requested)
+        })
+        .map(|kp| (kp, kp.weight));
+    let Some(key_provider) = pick_weighted(candidates, roll) else {
         return Err(ApiError::new(
             ErrorType::InvalidRequest,
             format!(
@@ -63,9 +75,12 @@ pub fn resolve<'p, 'r>(
             ),
         ));
     };
-    let provider = &plan.providers[p];
+    let provider = &plan.providers[key_provider.provider];
     Ok(Route {
         provider,
+        provider_index: key_provider.provider,
+        key_provider,
+        pinned: false,
         model: requested,
         provider_key: pick_key(provider, requested, roll >> 16),
     })
@@ -110,7 +125,7 @@ virtual_keys:
     fn prefixed_model_pins_the_provider_and_strips_the_prefix() {
         let plan = plan();
         let key = plan.key_by_id("vk").unwrap();
-        let r = resolve(&plan, key, "local/llama-3", 0).unwrap();
+        let r = resolve(&plan, key, "local/llama-3", 0, &[]).unwrap();
         assert_eq!((&*r.provider.name, r.model), ("local", "llama-3"));
     }
 
@@ -119,15 +134,26 @@ virtual_keys:
         let plan = plan();
         let key = plan.key_by_id("vk").unwrap();
         for roll in 0..100 {
-            let r = resolve(&plan, key, "llama-3", roll).unwrap();
+            let r = resolve(&plan, key, "llama-3", roll, &[]).unwrap();
             assert_eq!(&*r.provider.name, "local");
         }
         let to_openai = (0..100)
             .filter(|&roll| {
-                &*resolve(&plan, key, "gpt-4o", roll).unwrap().provider.name == "openai"
+                &*resolve(&plan, key, "gpt-4o", roll, &[])
+                    .unwrap()
+                    .provider
+                    .name
+                    == "openai"
             })
             .count();
         assert_eq!(to_openai, 80);
+        for roll in 0..100 {
+            let r = resolve(&plan, key, "gpt-4o", roll, &[0]).unwrap();
+            assert_eq!(
+                &*r.provider.name, "local",
+                "an excluded provider is never picked"
+            );
+        }
     }
 
     #[test]
@@ -135,7 +161,7 @@ virtual_keys:
         let plan = plan();
         let key = plan.key_by_id("vk").unwrap();
         for roll in 0..50u64 {
-            let r = resolve(&plan, key, "openai/gpt-4o", roll << 16).unwrap();
+            let r = resolve(&plan, key, "openai/gpt-4o", roll << 16, &[]).unwrap();
             assert_eq!(&*r.provider_key.unwrap().name, "a");
         }
     }
@@ -144,16 +170,16 @@ virtual_keys:
     fn refusals_name_the_problem() {
         let plan = plan();
         let vk = plan.key_by_id("vk").unwrap();
-        let e = resolve(&plan, vk, "gpt-5", 0).unwrap_err();
+        let e = resolve(&plan, vk, "gpt-5", 0, &[]).unwrap_err();
         assert_eq!(e.kind, ErrorType::ModelNotAllowed);
         let local_only = plan.key_by_id("only-local").unwrap();
-        let e = resolve(&plan, local_only, "openai/gpt-4o", 0).unwrap_err();
+        let e = resolve(&plan, local_only, "openai/gpt-4o", 0, &[]).unwrap_err();
         assert!(
             e.message.contains("may not use provider `openai`"),
             "{}",
             e.message
         );
-        let e = resolve(&plan, vk, "openai/llama-3", 0).unwrap_err();
+        let e = resolve(&plan, vk, "openai/llama-3", 0, &[]).unwrap_err();
         assert_eq!(e.kind, ErrorType::InvalidRequest);
     }
 }

@@ -1,21 +1,28 @@
 //! Virtual keys, teams and customers: key digests, allowed models, weighted provider tables.
 
 use super::check_unique;
+use super::limits::LimitRegistry;
 use super::providers::matcher;
 use crate::config::{ConfigError, LoadedConfig};
-use crate::plan::{KeyDigest, KeyPlan, ModelMatcher, ProviderPlan};
+use crate::plan::{KeyDigest, KeyPlan, KeyProvider, Limits, ModelMatcher, ProviderPlan};
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-/// Teams and the customer each belongs to.
+/// Teams, the customer each belongs to, and the limits of both tiers.
 pub(super) struct Organisation {
     team_customer: HashMap<String, Option<Arc<str>>>,
+    team_limits: HashMap<String, Limits>,
+    customer_limits: HashMap<String, Limits>,
 }
 
 impl Organisation {
-    pub(super) fn compile(loaded: &LoadedConfig, errors: &mut Vec<ConfigError>) -> Organisation {
+    pub(super) fn compile(
+        loaded: &LoadedConfig,
+        limits: &mut LimitRegistry,
+        errors: &mut Vec<ConfigError>,
+    ) -> Organisation {
         let cfg = &loaded.config;
         check_unique(
             loaded,
@@ -35,8 +42,30 @@ impl Organisation {
                 .map(|(i, t)| (format!("teams[{i}].id"), t.id.as_str())),
             errors,
         );
+        let mut customer_limits = HashMap::new();
+        for (i, c) in cfg.customers.iter().enumerate() {
+            let tier = limits.tier(
+                loaded,
+                &format!("customers[{i}]"),
+                &format!("customer:{}", c.id),
+                c.rate_limit.as_ref(),
+                c.budget.as_ref(),
+                errors,
+            );
+            customer_limits.insert(c.id.clone(), tier);
+        }
         let mut team_customer = HashMap::new();
+        let mut team_limits = HashMap::new();
         for (i, t) in cfg.teams.iter().enumerate() {
+            let tier = limits.tier(
+                loaded,
+                &format!("teams[{i}]"),
+                &format!("team:{}", t.id),
+                t.rate_limit.as_ref(),
+                t.budget.as_ref(),
+                errors,
+            );
+            team_limits.insert(t.id.clone(), tier);
             if let Some(c) = &t.customer {
                 if !cfg.customers.iter().any(|x| &x.id == c) {
                     errors.push(loaded.error_at(
@@ -47,7 +76,11 @@ impl Organisation {
             }
             team_customer.insert(t.id.clone(), t.customer.as_deref().map(Arc::from));
         }
-        Organisation { team_customer }
+        Organisation {
+            team_customer,
+            team_limits,
+            customer_limits,
+        }
     }
 }
 
@@ -56,6 +89,7 @@ pub(super) fn compile_keys(
     org: &Organisation,
     providers: &[ProviderPlan],
     provider_by_name: &HashMap<String, usize>,
+    limits: &mut LimitRegistry,
     errors: &mut Vec<ConfigError>,
 ) -> (Vec<KeyPlan>, HashMap<KeyDigest, usize>) {
     let cfg = &loaded.config;
@@ -142,13 +176,30 @@ pub(super) fn compile_keys(
             None => ModelMatcher::any(),
             Some(list) => matcher(loaded, &at("models"), list, errors),
         };
-        let key_providers: Vec<(usize, u32)> = match &vk.providers {
-            None => (0..providers.len()).map(|p| (p, 1)).collect(),
+        let key_providers: Vec<KeyProvider> = match &vk.providers {
+            None => (0..providers.len())
+                .map(|provider| KeyProvider {
+                    provider,
+                    weight: 1,
+                    limits: Vec::new(),
+                })
+                .collect(),
             Some(list) => list
                 .iter()
                 .enumerate()
                 .filter_map(|(j, kp)| match provider_by_name.get(&kp.provider) {
-                    Some(&p) => Some((p, kp.weight)),
+                    Some(&provider) => Some(KeyProvider {
+                        provider,
+                        weight: kp.weight,
+                        limits: limits.tier(
+                            loaded,
+                            &format!("virtual_keys[{i}].providers[{j}]"),
+                            &format!("virtual_key:{}/provider:{}", vk.id, kp.provider),
+                            kp.rate_limit.as_ref(),
+                            kp.budget.as_ref(),
+                            errors,
+                        ),
+                    }),
                     None => {
                         errors.push(loaded.error_at(
                             &format!("virtual_keys[{i}].providers[{j}].provider"),
@@ -162,7 +213,23 @@ pub(super) fn compile_keys(
                 })
                 .collect(),
         };
+        // The key's own tier first, then team, then customer: a refusal names the narrowest.
+        let mut key_limits = limits.tier(
+            loaded,
+            &format!("virtual_keys[{i}]"),
+            &format!("virtual_key:{}", vk.id),
+            vk.rate_limit.as_ref(),
+            vk.budget.as_ref(),
+            errors,
+        );
+        if let Some(team) = &vk.team {
+            key_limits.extend(org.team_limits.get(team).into_iter().flatten().cloned());
+        }
+        if let Some(c) = &customer {
+            key_limits.extend(org.customer_limits.get(&**c).into_iter().flatten().cloned());
+        }
         plans.push(KeyPlan {
+            limits: key_limits,
             id: vk.id.as_str().into(),
             team: vk.team.as_deref().map(Arc::from),
             customer,
@@ -180,12 +247,12 @@ pub(super) fn compile_keys(
 /// one of its providers serves (or that the key names, when a provider serves any model).
 pub(super) fn models_list(
     allowed: &ModelMatcher,
-    key_providers: &[(usize, u32)],
+    key_providers: &[KeyProvider],
     providers: &[ProviderPlan],
 ) -> Bytes {
     let mut listed: BTreeMap<String, &str> = BTreeMap::new();
-    for &(p, _) in key_providers {
-        let Some(provider) = providers.get(p) else {
+    for kp in key_providers {
+        let Some(provider) = providers.get(kp.provider) else {
             continue; // a provider that failed to compile; the plan is discarded anyway
         };
         for m in provider.models.exact_names() {

@@ -2,17 +2,29 @@
 //! Every problem is collected (not just the first) with the place it is written.
 
 mod keys;
+mod limits;
 mod providers;
 mod redact;
 
-use crate::config::{ConfigError, LoadedConfig};
-use crate::plan::{KeyPlan, ModelMatcher, Plan};
+use crate::config::{ConfigError, LoadedConfig, StateConfig};
+use crate::plan::{KeyPlan, KeyProvider, ModelMatcher, Plan};
+use crate::pricing::PriceTable;
+use crate::state::{LimitKind, MemoryStore};
+use limits::LimitRegistry;
 use sha2::{Digest, Sha256};
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 
+/// Compiles with a private counter store: for `check`, `test` and benchmarks.
 pub fn compile(loaded: &LoadedConfig) -> Result<Plan, Vec<ConfigError>> {
+    compile_with(loaded, &MemoryStore::new())
+}
+
+/// Compiles against the gateway's counter store, so limits bind to counters that keep their
+/// usage across reloads.
+pub fn compile_with(loaded: &LoadedConfig, store: &MemoryStore) -> Result<Plan, Vec<ConfigError>> {
     let mut errors = Vec::new();
+    let mut limits = LimitRegistry::new(store);
     let cfg = &loaded.config;
 
     let mut addr = |path: &str, text: &str| -> SocketAddr {
@@ -34,7 +46,7 @@ pub fn compile(loaded: &LoadedConfig) -> Result<Plan, Vec<ConfigError>> {
         Sha256::digest(t.as_bytes()).into()
     });
 
-    let providers = providers::compile_providers(loaded, &mut errors);
+    let providers = providers::compile_providers(loaded, &mut limits, &mut errors);
     // Indexed by position in the config, so a provider with its own error does not also
     // produce "unknown provider" errors wherever it is referenced. Indices are only used
     // for a plan that compiled without errors, where both lists line up.
@@ -45,11 +57,23 @@ pub fn compile(loaded: &LoadedConfig) -> Result<Plan, Vec<ConfigError>> {
         .map(|(i, p)| (p.name.clone(), i))
         .collect();
 
-    let org = keys::Organisation::compile(loaded, &mut errors);
-    let (keys, key_by_digest) =
-        keys::compile_keys(loaded, &org, &providers, &provider_by_name, &mut errors);
+    let org = keys::Organisation::compile(loaded, &mut limits, &mut errors);
+    let (keys, key_by_digest) = keys::compile_keys(
+        loaded,
+        &org,
+        &providers,
+        &provider_by_name,
+        &mut limits,
+        &mut errors,
+    );
 
-    let all_providers: Vec<(usize, u32)> = (0..providers.len()).map(|i| (i, 1)).collect();
+    let all_providers: Vec<KeyProvider> = (0..providers.len())
+        .map(|provider| KeyProvider {
+            provider,
+            weight: 1,
+            limits: Vec::new(),
+        })
+        .collect();
     let anonymous = KeyPlan {
         id: "anonymous".into(),
         team: None,
@@ -58,9 +82,34 @@ pub fn compile(loaded: &LoadedConfig) -> Result<Plan, Vec<ConfigError>> {
         disabled: cfg.auth.required,
         expires_at: None,
         models: ModelMatcher::any(),
+        limits: Vec::new(),
         models_list: keys::models_list(&ModelMatcher::any(), &all_providers, &providers),
         providers: all_providers,
     };
+
+    let prices = PriceTable::builtin()
+        .with_overrides(&cfg.pricing)
+        .unwrap_or_else(|e| {
+            errors
+                .push(loaded.error_at(&format!("pricing.{}.{}", e.model, e.field), e.to_string()));
+            PriceTable::builtin()
+        });
+    let all_limits = limits.all;
+    let StateConfig::Memory {
+        snapshot_file,
+        snapshot_interval,
+    } = &cfg.state;
+    let snapshot_file = snapshot_file.as_ref().map(|f| loaded.base_dir.join(f));
+    let snapshot_interval = snapshot_interval.map_or(std::time::Duration::from_secs(5), |d| d.0);
+    if snapshot_interval.is_zero() {
+        errors.push(loaded.error_at(
+            "state.snapshot_interval",
+            "snapshot_interval must be above 0",
+        ));
+    }
+    let counts_tokens = all_limits
+        .iter()
+        .any(|l| matches!(l.kind, LimitKind::Tokens | LimitKind::Budget));
 
     if !errors.is_empty() {
         errors.sort_by_key(|e| (e.line, e.col));
@@ -78,6 +127,12 @@ pub fn compile(loaded: &LoadedConfig) -> Result<Plan, Vec<ConfigError>> {
         key_by_digest,
         keys,
         anonymous,
+        prices,
+        default_output_tokens: cfg.accounting.default_output_tokens,
+        all_limits,
+        counts_tokens,
+        snapshot_file,
+        snapshot_interval,
     })
 }
 

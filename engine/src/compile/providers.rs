@@ -1,6 +1,7 @@
 //! Providers: upstream URLs, keys as ready-made auth headers, served models.
 
 use super::check_unique;
+use super::limits::LimitRegistry;
 use crate::config::{ConfigError, LoadedConfig, ProviderKind};
 use crate::plan::{ModelMatcher, ProviderKeyPlan, ProviderPlan};
 use http::{HeaderValue, Uri};
@@ -10,6 +11,7 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
 
 pub(super) fn compile_providers(
     loaded: &LoadedConfig,
+    limits: &mut LimitRegistry,
     errors: &mut Vec<ConfigError>,
 ) -> Vec<ProviderPlan> {
     let cfg = &loaded.config;
@@ -106,7 +108,17 @@ pub(super) fn compile_providers(
                     .map(|list| matcher(loaded, &format!("{kat}.models"), list, errors)),
             });
         }
+        let tier = limits.tier(
+            loaded,
+            &format!("providers[{i}]"),
+            &format!("provider:{}", p.name),
+            p.rate_limit.as_ref(),
+            p.budget.as_ref(),
+            errors,
+        );
         out.push(ProviderPlan {
+            limits: tier,
+            pricing_name: kind_name(p.kind),
             name: p.name.as_str().into(),
             kind: p.kind,
             chat_url,

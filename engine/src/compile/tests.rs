@@ -33,7 +33,12 @@ fn compiles_keys_providers_and_models() {
         "https://api.openai.com/v1/chat/completions"
     );
     let key = plan.key_by_id("vk-ml").unwrap();
-    assert_eq!(key.providers, vec![(0, 3), (1, 1)]);
+    let weights: Vec<(usize, u32)> = key
+        .providers
+        .iter()
+        .map(|p| (p.provider, p.weight))
+        .collect();
+    assert_eq!(weights, vec![(0, 3), (1, 1)]);
     assert!(key.models.matches("llama-3"));
     let listed: serde_json::Value = serde_json::from_slice(&key.models_list).unwrap();
     assert_eq!(listed["data"][0]["id"], "gpt-4o");

@@ -10,6 +10,8 @@ pub use expand::{expand_vars, MissingVar};
 pub use load::{load_file, load_str, ConfigError, ConfigFormat, LoadedConfig};
 pub use source_map::{Position, SourceMap};
 
+use crate::pricing::PriceConfig;
+use crate::state::Window;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize, Serializer};
 use std::collections::BTreeMap;
@@ -23,7 +25,14 @@ pub struct Config {
     #[serde(default)]
     pub auth: AuthConfig,
     #[serde(default)]
+    pub state: StateConfig,
+    #[serde(default)]
+    pub accounting: AccountingConfig,
+    #[serde(default)]
     pub providers: Vec<ProviderConfig>,
+    /// USD per 1M tokens by `provider/model` or bare model; overrides the built-in table.
+    #[serde(default)]
+    pub pricing: BTreeMap<String, PriceConfig>,
     #[serde(default)]
     pub customers: Vec<CustomerConfig>,
     #[serde(default)]
@@ -110,6 +119,11 @@ pub struct ProviderConfig {
     pub models: Option<Vec<String>>,
     #[serde(default)]
     pub timeout: Option<DurationStr>,
+    /// The global provider tier: shared by every key that routes here.
+    #[serde(default)]
+    pub rate_limit: Option<RateLimitConfig>,
+    #[serde(default)]
+    pub budget: Option<BudgetConfig>,
 }
 
 #[derive(Debug, Deserialize, Serialize)]
@@ -134,6 +148,10 @@ fn one() -> u32 {
 #[serde(deny_unknown_fields)]
 pub struct CustomerConfig {
     pub id: String,
+    #[serde(default)]
+    pub rate_limit: Option<RateLimitConfig>,
+    #[serde(default)]
+    pub budget: Option<BudgetConfig>,
 }
 
 #[derive(Debug, Deserialize, Serialize)]
@@ -142,6 +160,10 @@ pub struct TeamConfig {
     pub id: String,
     #[serde(default)]
     pub customer: Option<String>,
+    #[serde(default)]
+    pub rate_limit: Option<RateLimitConfig>,
+    #[serde(default)]
+    pub budget: Option<BudgetConfig>,
 }
 
 #[derive(Debug, Deserialize, Serialize)]
@@ -166,6 +188,10 @@ pub struct VirtualKeyConfig {
     pub expires_at: Option<DateTime<Utc>>,
     #[serde(default)]
     pub disabled: bool,
+    #[serde(default)]
+    pub rate_limit: Option<RateLimitConfig>,
+    #[serde(default)]
+    pub budget: Option<BudgetConfig>,
 }
 
 #[derive(Debug, Deserialize, Serialize)]
@@ -174,6 +200,82 @@ pub struct KeyProviderConfig {
     pub provider: String,
     #[serde(default = "one")]
     pub weight: u32,
+    /// The provider-config tier: this key's use of this provider.
+    #[serde(default)]
+    pub rate_limit: Option<RateLimitConfig>,
+    #[serde(default)]
+    pub budget: Option<BudgetConfig>,
+}
+
+/// `rate_limit: {requests: {limit, window}, tokens: {limit, window}, concurrent: N}`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitConfig {
+    #[serde(default)]
+    pub requests: Option<CountLimitConfig>,
+    #[serde(default)]
+    pub tokens: Option<CountLimitConfig>,
+    #[serde(default)]
+    pub concurrent: Option<u64>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CountLimitConfig {
+    pub limit: u64,
+    pub window: Window,
+}
+
+/// `budget: {limit_usd, window}`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct BudgetConfig {
+    pub limit_usd: f64,
+    pub window: Window,
+}
+
+/// Where usage counters live.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum StateConfig {
+    /// In-process atomics, saved to `snapshot_file` (relative to the config file) every
+    /// `snapshot_interval` and at shutdown, and loaded at start.
+    Memory {
+        #[serde(default)]
+        snapshot_file: Option<String>,
+        #[serde(default)]
+        snapshot_interval: Option<DurationStr>,
+    },
+}
+
+impl Default for StateConfig {
+    fn default() -> Self {
+        StateConfig::Memory {
+            snapshot_file: None,
+            snapshot_interval: None,
+        }
+    }
+}
+
+/// How a request's cost is estimated before the call.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountingConfig {
+    /// Output tokens reserved when the request sets no `max_tokens`/`max_completion_tokens`.
+    #[serde(default = "default_output_tokens")]
+    pub default_output_tokens: u64,
+}
+
+impl Default for AccountingConfig {
+    fn default() -> Self {
+        AccountingConfig {
+            default_output_tokens: default_output_tokens(),
+        }
+    }
+}
+
+fn default_output_tokens() -> u64 {
+    1024
 }
 
 /// Secrets never leave the process: `/admin/config` shows that one is set, not what it is.

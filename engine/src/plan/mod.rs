@@ -8,6 +8,8 @@ pub use models::ModelMatcher;
 pub use weighted::pick_weighted;
 
 use crate::config::ProviderKind;
+use crate::pricing::PriceTable;
+use crate::state::{Counter, LimitKind, Window};
 use bytes::Bytes;
 use http::{HeaderValue, Uri};
 use std::collections::HashMap;
@@ -34,7 +36,34 @@ pub struct Plan {
     pub anonymous: KeyPlan,
     /// The effective config with secrets redacted, pre-serialized for `/admin/config`.
     pub redacted_config: Bytes,
+    pub prices: PriceTable,
+    /// Output tokens reserved when a request does not bound its answer.
+    pub default_output_tokens: u64,
+    /// Every limit of the plan once (for `/admin/usage`), in config order.
+    pub all_limits: Vec<Arc<LimitPlan>>,
+    /// Whether any limit counts tokens or dollars, i.e. whether prompts must be tokenized.
+    pub counts_tokens: bool,
+    /// Where the memory state is saved, and how often.
+    pub snapshot_file: Option<std::path::PathBuf>,
+    pub snapshot_interval: Duration,
 }
+
+/// One limit of one tier, with the counter it is enforced on. Counters live in the state
+/// store and outlive plans, so usage survives a reload and a changed limit applies at once.
+#[derive(Debug)]
+pub struct LimitPlan {
+    /// `virtual_key:vk-ml`, `team:ml`, `customer:acme`, `provider:openai`,
+    /// `virtual_key:vk-ml/provider:openai`.
+    pub scope: Arc<str>,
+    pub kind: LimitKind,
+    pub window: Option<Window>,
+    /// Requests, tokens, concurrent requests, or micro-dollars for budgets.
+    pub limit: u64,
+    pub counter: Arc<Counter>,
+}
+
+/// The limits of a set of tiers, flattened into one list.
+pub type Limits = Vec<Arc<LimitPlan>>;
 
 impl Plan {
     pub fn provider_index(&self, name: &str) -> Option<usize> {
@@ -55,6 +84,10 @@ pub struct ProviderPlan {
     pub keys: Vec<ProviderKeyPlan>,
     pub models: ModelMatcher,
     pub timeout: Duration,
+    /// The global tier of this provider.
+    pub limits: Limits,
+    /// Name the built-in price table knows this provider by (`openai` for kind openai).
+    pub pricing_name: &'static str,
 }
 
 impl ProviderPlan {
@@ -87,14 +120,24 @@ pub struct KeyPlan {
     /// Unix seconds after which the key is refused.
     pub expires_at: Option<i64>,
     pub models: ModelMatcher,
-    /// (provider index, weight) for bare model names, in config order.
-    pub providers: Vec<(usize, u32)>,
+    /// The providers this key may use, weighted for bare model names, in config order.
+    pub providers: Vec<KeyProvider>,
+    /// The key's own tier, then its team's, then its customer's.
+    pub limits: Limits,
     /// `GET /v1/models` for this key, pre-serialized.
     pub models_list: Bytes,
 }
 
+/// A provider as one key uses it: its weight and the provider-config tier.
+#[derive(Debug)]
+pub struct KeyProvider {
+    pub provider: usize,
+    pub weight: u32,
+    pub limits: Limits,
+}
+
 impl KeyPlan {
-    pub fn may_use_provider(&self, provider: usize) -> bool {
-        self.providers.iter().any(|(p, _)| *p == provider)
+    pub fn provider_entry(&self, provider: usize) -> Option<&KeyProvider> {
+        self.providers.iter().find(|p| p.provider == provider)
     }
 }

@@ -2,7 +2,9 @@
 
 use super::respond::{self, ProxyResponse};
 use super::Gateway;
+use crate::admission::limits::kind_label;
 use crate::error::{ApiError, ErrorType};
+use crate::state::LimitKind;
 use http::{Method, Request, StatusCode};
 use hyper::body::Incoming;
 use sha2::{Digest, Sha256};
@@ -24,6 +26,7 @@ pub async fn route(gw: &Gateway, req: Request<Incoming>) -> ProxyResponse {
             "text/plain; version=0.0.4; charset=utf-8",
             gw.metrics.render(),
         ),
+        (&Method::GET, "/admin/usage") => respond::json(StatusCode::OK, usage(gw)),
         (&Method::GET, "/admin/config") => {
             respond::json(StatusCode::OK, gw.plan.load().redacted_config.clone())
         }
@@ -65,4 +68,40 @@ fn authorized(gw: &Gateway, req: &Request<Incoming>) -> bool {
         .unwrap_or("");
     let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
     digest.ct_eq(&expected).into()
+}
+
+/// Every counter of the plan: `{"counters": [{scope, kind, window, used, reserved, limit,
+/// resets_at}]}`, budgets in dollars.
+fn usage(gw: &Gateway) -> Vec<u8> {
+    let plan = gw.plan.load();
+    let now = crate::state::unix_now();
+    let counters: Vec<serde_json::Value> = plan
+        .all_limits
+        .iter()
+        .map(|l| {
+            let u = l.counter.usage_at(now);
+            let amount = |v: u64| -> serde_json::Value {
+                if l.kind == LimitKind::Budget {
+                    (v as f64 / 1e6).into()
+                } else {
+                    v.into()
+                }
+            };
+            let resets_at = l
+                .counter
+                .resets_at_unix(u.window_id)
+                .and_then(|t| chrono::DateTime::from_timestamp(t, 0))
+                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+            serde_json::json!({
+                "scope": &*l.scope,
+                "kind": kind_label(l.kind),
+                "window": l.window.map(|w| w.to_string()),
+                "used": amount(u.used),
+                "reserved": amount(u.reserved),
+                "limit": amount(l.limit),
+                "resets_at": resets_at,
+            })
+        })
+        .collect();
+    serde_json::to_vec(&serde_json::json!({ "counters": counters })).unwrap_or_default()
 }

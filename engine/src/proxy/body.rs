@@ -1,5 +1,6 @@
 //! The response body type, and reading request bodies within `max_body_bytes`.
 
+use super::relay::Relay;
 use crate::error::{ApiError, ErrorType};
 use bytes::Bytes;
 use http::HeaderMap;
@@ -9,11 +10,10 @@ use hyper::body::Incoming;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-/// A whole buffered body, or an upstream body relayed frame by frame (SSE streams).
-#[derive(Debug)]
+/// A whole buffered body, or an upstream stream relayed event by event.
 pub enum ProxyBody {
     Full(Option<Bytes>),
-    Relay(Incoming),
+    Relay(Box<Relay>),
 }
 
 impl ProxyBody {
@@ -32,14 +32,14 @@ impl Body for ProxyBody {
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         match self.get_mut() {
             ProxyBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
-            ProxyBody::Relay(inner) => Pin::new(inner).poll_frame(cx),
+            ProxyBody::Relay(relay) => Pin::new(relay.as_mut()).poll_frame(cx),
         }
     }
 
     fn is_end_stream(&self) -> bool {
         match self {
             ProxyBody::Full(b) => b.is_none(),
-            ProxyBody::Relay(inner) => inner.is_end_stream(),
+            ProxyBody::Relay(relay) => relay.is_end_stream(),
         }
     }
 
@@ -47,7 +47,7 @@ impl Body for ProxyBody {
         match self {
             ProxyBody::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
             ProxyBody::Full(None) => SizeHint::with_exact(0),
-            ProxyBody::Relay(inner) => inner.size_hint(),
+            ProxyBody::Relay(relay) => relay.size_hint(),
         }
     }
 }

@@ -1,10 +1,14 @@
 //! The OpenAI-compatible proxy path: authenticate, parse, route, forward, relay.
 
+use super::admit::{admit, Admission};
 use super::body::{read_limited, ProxyBody};
+use super::relay::Relay;
 use super::respond::{self, ProxyResponse, REQUEST_ID};
 use super::upstream::{self, SendError};
 use super::Gateway;
-use crate::admission::{auth, route};
+use crate::admission::auth;
+use crate::admission::estimate::usage_of;
+use crate::admission::limits::Headroom;
 use crate::error::{ApiError, ErrorType};
 use crate::plan::{Plan, ProviderPlan};
 use crate::telemetry::{Endpoint, RequestOutcome};
@@ -57,7 +61,14 @@ pub async fn handle(gw: &Gateway, endpoint: Endpoint, req: Request<Incoming>) ->
     };
     let response = match proxy(gw, &plan, endpoint, req, &request_id, &mut served).await {
         Ok(resp) => resp,
-        Err(e) => respond::error(&e, Some(&request_id)),
+        Err(e) => {
+            if matches!(e.kind, ErrorType::RateLimited | ErrorType::BudgetExceeded) {
+                let field = |name: &str| e.fields.get(name).and_then(|v| v.as_str()).unwrap_or("");
+                gw.metrics
+                    .record_rejection(field("scope"), field("limit_kind"));
+            }
+            respond::error(&e, Some(&request_id))
+        }
     };
     let total = started.elapsed();
     gw.metrics.record(&RequestOutcome {
@@ -80,10 +91,16 @@ async fn proxy<'p>(
     served: &mut Served<'p>,
 ) -> Result<ProxyResponse, ApiError> {
     let (parts, body) = req.into_parts();
-    let key = auth::authenticate(plan, &parts.headers, chrono::Utc::now().timestamp())?;
+    let now = chrono::Utc::now().timestamp();
+    let key = auth::authenticate(plan, &parts.headers, now)?;
     let body = read_limited(&parts.headers, body, plan.max_body_bytes).await?;
     let head = super::request::parse_head(&body, endpoint)?;
-    let route = route::resolve(plan, key, &head.model, fastrand::u64(..))?;
+    let Admission {
+        route,
+        admitted,
+        prompt_tokens,
+    } = admit(plan, key, &head, now)?;
+    let headroom = admitted.tightest(now);
     served.provider = &route.provider.name;
     let provider = route.provider;
 
@@ -92,7 +109,7 @@ async fn proxy<'p>(
         _ => provider.chat_url.clone(),
     };
     let mut upstream_req = Request::post(uri)
-        .body(Full::new(head.body_for_model(&body, route.model)))
+        .body(Full::new(head.upstream_body(&body, route.model)))
         .map_err(|e| {
             ApiError::new(
                 ErrorType::UpstreamError,
@@ -130,10 +147,12 @@ async fn proxy<'p>(
     let upstream_resp = match sent {
         Ok(r) => r,
         Err(SendError::Timeout) => {
+            admitted.settle(None);
             served.upstream_wait = attempt_started.elapsed();
             return Err(timeout_error(provider, attempt(None, "timeout")));
         }
         Err(SendError::Failed(msg)) => {
+            admitted.settle(None);
             served.upstream_wait = attempt_started.elapsed();
             return Err(ApiError::new(
                 ErrorType::UpstreamError,
@@ -148,7 +167,12 @@ async fn proxy<'p>(
     let relay = head.stream && status.is_success();
     let body = if relay {
         served.upstream_wait = attempt_started.elapsed();
-        ProxyBody::Relay(up_body)
+        ProxyBody::Relay(Box::new(Relay::new(
+            up_body,
+            Some(admitted),
+            prompt_tokens,
+            !head.client_wants_usage,
+        )))
     } else {
         let collected = tokio::time::timeout_at(
             deadline.into(),
@@ -158,12 +182,16 @@ async fn proxy<'p>(
         served.upstream_wait = attempt_started.elapsed();
         let bytes = match collected {
             Err(_) => {
+                // The provider produced (and likely billed) part of an answer: charge the
+                // estimate rather than nothing.
+                drop(admitted);
                 return Err(timeout_error(
                     provider,
                     attempt(Some(status.as_u16()), "timeout reading body"),
-                ))
+                ));
             }
             Ok(Err(e)) => {
+                drop(admitted);
                 let msg = format!("reading the response failed: {e}");
                 return Err(ApiError::new(
                     ErrorType::UpstreamError,
@@ -173,6 +201,12 @@ async fn proxy<'p>(
             }
             Ok(Ok(c)) => c.to_bytes(),
         };
+        let usage = if status.is_success() {
+            usage_of(&bytes)
+        } else {
+            None
+        };
+        admitted.settle(usage);
         if is_provider_failure(status) {
             let msg = upstream_error_message(&bytes);
             return Err(ApiError::new(
@@ -197,7 +231,29 @@ async fn proxy<'p>(
     insert_str(h, "x-tollgate-provider", &provider.name);
     insert_str(h, "x-tollgate-model", route.model);
     h.insert("x-tollgate-attempts", HeaderValue::from_static("1"));
+    insert_ratelimit_headers(h, headroom);
     Ok(resp)
+}
+
+/// `x-ratelimit-{limit,remaining,reset}-{requests,tokens}` for the tightest tier of each
+/// kind, in the form OpenAI uses, so SDK retry logic works.
+fn insert_ratelimit_headers(h: &mut HeaderMap, headroom: [Option<Headroom>; 2]) {
+    for (suffix, room) in ["requests", "tokens"].iter().zip(headroom) {
+        let Some(room) = room else { continue };
+        let name = |what: &str| format!("x-ratelimit-{what}-{suffix}");
+        for (what, value) in [
+            ("limit", room.limit.to_string()),
+            ("remaining", room.remaining.to_string()),
+            ("reset", format!("{}s", room.reset_secs)),
+        ] {
+            if let (Ok(n), Ok(v)) = (
+                HeaderName::try_from(name(what)),
+                HeaderValue::from_str(&value),
+            ) {
+                h.insert(n, v);
+            }
+        }
+    }
 }
 
 /// Statuses that mean "this provider could not serve", as opposed to "the request is wrong":

@@ -1,17 +1,23 @@
 //! The HTTP side: listeners, routing of paths, forwarding to providers.
 
 mod admin;
+mod admit;
 mod body;
 mod data_plane;
 mod forward;
+mod relay;
 mod request;
 mod respond;
 mod server;
 mod upstream;
 
-use crate::compile::compile;
+// For the criterion benches of the request path (bench/benches/request_path.rs).
+pub use request::{parse_head, RequestHead};
+
+use crate::compile::{compile, compile_with};
 use crate::config::{load_file, ConfigError};
 use crate::plan::Plan;
+use crate::state::{MemoryStore, Snapshot};
 use crate::telemetry::Metrics;
 use arc_swap::ArcSwap;
 use server::Listener;
@@ -24,6 +30,8 @@ use upstream::UpstreamClient;
 pub struct Gateway {
     pub plan: ArcSwap<Plan>,
     pub metrics: Metrics,
+    /// Usage counters: outside the plan, so a reload keeps them.
+    pub state: MemoryStore,
     upstream: UpstreamClient,
     config_path: PathBuf,
 }
@@ -34,20 +42,57 @@ pub fn load_plan(path: &Path) -> Result<Plan, Vec<ConfigError>> {
 }
 
 impl Gateway {
-    pub fn new(plan: Plan, config_path: PathBuf) -> Gateway {
-        Gateway {
+    /// Compiles the config and restores saved usage; nothing is served yet.
+    pub fn open(config_path: PathBuf) -> Result<Gateway, Vec<String>> {
+        let state = MemoryStore::new();
+        let plan =
+            compile_with(&load_file(&config_path).map_err(strings)?, &state).map_err(strings)?;
+        if let Some(path) = &plan.snapshot_file {
+            match Snapshot::read_file(path) {
+                Ok(Some(snapshot)) => {
+                    let n = state.restore(&snapshot);
+                    tracing::info!(file = %path.display(), counters = n, "usage restored");
+                }
+                Ok(None) => {}
+                // Starting with zero usage would silently lift every budget: refuse instead.
+                Err(e) => {
+                    return Err(vec![format!(
+                        "{e} (move the file away to start from zero usage)"
+                    )])
+                }
+            }
+        }
+        if plan.counts_tokens {
+            crate::admission::estimate::warm_up();
+        }
+        Ok(Gateway {
             plan: ArcSwap::from_pointee(plan),
             metrics: Metrics::default(),
+            state,
             upstream: upstream::build_client(),
             config_path,
+        })
+    }
+
+    /// Writes the usage snapshot, if the config names a file.
+    pub fn save_state(&self) {
+        let plan = self.plan.load();
+        let Some(path) = &plan.snapshot_file else {
+            return;
+        };
+        if let Err(e) = self.state.snapshot().write_file(path) {
+            tracing::error!(error = %e, "cannot save usage snapshot");
         }
     }
 
     /// Compiles the config file again and swaps the new plan in; on any error the old plan
     /// keeps serving and every error is returned (and logged).
     pub fn reload(&self) -> Result<(), Vec<ConfigError>> {
-        match load_plan(&self.config_path) {
+        match load_file(&self.config_path).and_then(|l| compile_with(&l, &self.state)) {
             Ok(plan) => {
+                if plan.counts_tokens {
+                    crate::admission::estimate::warm_up();
+                }
                 let old = self.plan.load();
                 if plan.listen != old.listen || plan.admin_listen != old.admin_listen {
                     tracing::warn!("listen addresses changed; they take effect on restart");
@@ -85,9 +130,25 @@ pub async fn serve(gw: Arc<Gateway>) -> anyhow::Result<()> {
     tokio::spawn(server::accept_loop(gw.clone(), data, Listener::DataPlane));
     tokio::spawn(server::accept_loop(gw.clone(), admin, Listener::Admin));
     tokio::spawn(reload_on_sighup(gw.clone()));
+    tokio::spawn(save_state_periodically(gw.clone()));
     shutdown_signal().await;
     tracing::info!("tollgate stopping");
+    gw.save_state();
     Ok(())
+}
+
+async fn save_state_periodically(gw: Arc<Gateway>) {
+    loop {
+        let every = gw.plan.load().snapshot_interval;
+        tokio::time::sleep(every).await;
+        let g = gw.clone();
+        // File I/O off the request workers.
+        let _ = tokio::task::spawn_blocking(move || g.save_state()).await;
+    }
+}
+
+fn strings(errors: Vec<ConfigError>) -> Vec<String> {
+    errors.iter().map(ToString::to_string).collect()
 }
 
 async fn reload_on_sighup(gw: Arc<Gateway>) {

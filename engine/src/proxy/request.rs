@@ -1,5 +1,5 @@
 //! The few fields the gateway needs from a request body, parsed without copying it, and the
-//! model rewrite (`openai/gpt-4o` → `gpt-4o`) spliced into the original bytes.
+//! upstream body: the original bytes, or a copy with only the changed values spliced in.
 
 use crate::error::{ApiError, ErrorType};
 use crate::telemetry::Endpoint;
@@ -16,9 +16,21 @@ struct Head<'a> {
     #[serde(borrow, default)]
     stream: Option<&'a RawValue>,
     #[serde(borrow, default)]
+    stream_options: Option<&'a RawValue>,
+    #[serde(borrow, default)]
     messages: Option<&'a RawValue>,
     #[serde(borrow, default)]
     input: Option<&'a RawValue>,
+    #[serde(default)]
+    max_tokens: Option<u64>,
+    #[serde(default)]
+    max_completion_tokens: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct StreamOptions {
+    #[serde(default)]
+    include_usage: bool,
 }
 
 /// What the gateway reads from a request body.
@@ -26,8 +38,17 @@ struct Head<'a> {
 pub struct RequestHead<'a> {
     pub model: Cow<'a, str>,
     pub stream: bool,
+    /// The client asked for the final usage chunk itself.
+    pub client_wants_usage: bool,
+    pub messages: Option<&'a RawValue>,
+    pub input: Option<&'a RawValue>,
+    /// `max_completion_tokens`, else `max_tokens`.
+    pub max_output_tokens: Option<u64>,
     /// Byte range of the `model` value (quotes included) in the body.
     model_span: Range<usize>,
+    stream_options_span: Option<Range<usize>>,
+    /// Byte offset just after the body's opening `{`.
+    object_start: usize,
 }
 
 pub fn parse_head(body: &[u8], endpoint: Endpoint) -> Result<RequestHead<'_>, ApiError> {
@@ -44,12 +65,20 @@ pub fn parse_head(body: &[u8], endpoint: Endpoint) -> Result<RequestHead<'_>, Ap
         ));
     }
     // Checked first: serde would also accept a JSON array for a struct.
-    if !text.trim_start().starts_with('{') {
+    let Some(object_start) = text
+        .find(|c: char| !c.is_whitespace())
+        .filter(|&i| body[i] == b'{')
+    else {
         return Err(invalid("request body must be a JSON object".into()));
-    }
+    };
     let head: Head = serde_json::from_str(text).map_err(|e| {
+        let what = if e.is_data() {
+            "invalid value"
+        } else {
+            "malformed JSON"
+        };
         invalid(format!(
-            "malformed JSON in request body at line {} column {}: {}",
+            "{what} in request body at line {} column {}: {}",
             e.line(),
             e.column(),
             strip_position(&e.to_string())
@@ -68,6 +97,15 @@ pub fn parse_head(body: &[u8], endpoint: Endpoint) -> Result<RequestHead<'_>, Ap
         Some("true") => true,
         Some(_) => return Err(invalid("field `stream` must be a boolean".into())),
     };
+    let client_wants_usage = match head.stream_options {
+        None => false,
+        Some(raw) if raw.get() == "null" => false,
+        Some(raw) => {
+            serde_json::from_str::<StreamOptions>(raw.get())
+                .map_err(|e| invalid(format!("field `stream_options` is invalid: {e}")))?
+                .include_usage
+        }
+    };
     match endpoint {
         Endpoint::Chat => match head.messages.map(|m| m.get().trim_start()) {
             None => return Err(invalid("missing required field `messages`".into())),
@@ -83,27 +121,72 @@ pub fn parse_head(body: &[u8], endpoint: Endpoint) -> Result<RequestHead<'_>, Ap
         }
         Endpoint::Models => {}
     }
-    let start = raw_model.get().as_ptr() as usize - body.as_ptr() as usize;
+    let span = |raw: &RawValue| {
+        let start = raw.get().as_ptr() as usize - body.as_ptr() as usize;
+        start..start + raw.get().len()
+    };
     Ok(RequestHead {
-        model_span: start..start + raw_model.get().len(),
+        model_span: span(raw_model),
+        stream_options_span: head.stream_options.map(span),
+        object_start: object_start + 1,
         model,
         stream,
+        client_wants_usage,
+        messages: head.messages,
+        input: head.input,
+        max_output_tokens: head.max_completion_tokens.or(head.max_tokens),
     })
 }
 
+const INCLUDE_USAGE: &str = r#"{"include_usage":true}"#;
+
 impl RequestHead<'_> {
-    /// The body to send upstream: the original bytes when the model name is unchanged,
-    /// otherwise a copy with only the `model` value replaced.
-    pub fn body_for_model(&self, original: &Bytes, upstream_model: &str) -> Bytes {
-        if upstream_model == self.model {
+    /// The body to send upstream: `upstream_model` in place of the requested name, and for
+    /// streams `stream_options.include_usage: true` so the final chunk carries usage. The
+    /// original bytes are reused when nothing changes.
+    pub fn upstream_body(&self, original: &Bytes, upstream_model: &str) -> Bytes {
+        let mut edits: [Option<(Range<usize>, Cow<str>)>; 2] = [None, None];
+        if upstream_model != self.model {
+            let quoted = serde_json::to_string(upstream_model).unwrap_or_default();
+            edits[0] = Some((self.model_span.clone(), quoted.into()));
+        }
+        if self.stream && !self.client_wants_usage {
+            edits[1] = Some(match &self.stream_options_span {
+                // Other options the client set are kept; include_usage is added.
+                Some(span) => (
+                    span.clone(),
+                    merged_stream_options(&original[span.clone()]).into(),
+                ),
+                None => (
+                    self.object_start..self.object_start,
+                    format!("\"stream_options\":{INCLUDE_USAGE},").into(),
+                ),
+            });
+        }
+        if edits.iter().all(Option::is_none) {
             return original.clone();
         }
-        let quoted = serde_json::to_string(upstream_model).unwrap_or_default();
-        let mut out = BytesMut::with_capacity(original.len() + quoted.len());
-        out.extend_from_slice(&original[..self.model_span.start]);
-        out.extend_from_slice(quoted.as_bytes());
-        out.extend_from_slice(&original[self.model_span.end..]);
+        let mut edits: Vec<(Range<usize>, Cow<str>)> = edits.into_iter().flatten().collect();
+        edits.sort_by_key(|(r, _)| r.start);
+        let mut out = BytesMut::with_capacity(original.len() + 64);
+        let mut at = 0;
+        for (range, text) in edits {
+            out.extend_from_slice(&original[at..range.start]);
+            out.extend_from_slice(text.as_bytes());
+            at = range.end;
+        }
+        out.extend_from_slice(&original[at..]);
         out.freeze()
+    }
+}
+
+fn merged_stream_options(raw: &[u8]) -> String {
+    match serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(raw) {
+        Ok(mut map) => {
+            map.insert("include_usage".into(), true.into());
+            serde_json::Value::Object(map).to_string()
+        }
+        Err(_) => INCLUDE_USAGE.to_string(),
     }
 }
 
@@ -112,61 +195,4 @@ fn strip_position(msg: &str) -> &str {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn err(body: &str, endpoint: Endpoint) -> String {
-        parse_head(body.as_bytes(), endpoint).unwrap_err().message
-    }
-
-    #[test]
-    fn rewrites_only_the_model_value() {
-        let body = Bytes::from_static(
-            br#"{"messages":[{"role":"user","content":"model \"x\""}], "model" : "openai/gpt-4o","stream":true}"#,
-        );
-        let head = parse_head(&body, Endpoint::Chat).unwrap();
-        assert!(head.stream);
-        assert_eq!(head.model, "openai/gpt-4o");
-        let out = head.body_for_model(&body, "gpt-4o");
-        assert_eq!(
-            &out[..],
-            &br#"{"messages":[{"role":"user","content":"model \"x\""}], "model" : "gpt-4o","stream":true}"#[..]
-        );
-        let same = head.body_for_model(&body, "openai/gpt-4o");
-        assert_eq!(
-            same.as_ptr(),
-            body.as_ptr(),
-            "unchanged bodies are not copied"
-        );
-    }
-
-    #[test]
-    fn escaped_model_names_are_decoded() {
-        let body = Bytes::from_static(br#"{"model":"a\/b","messages":[]}"#);
-        assert_eq!(parse_head(&body, Endpoint::Chat).unwrap().model, "a/b");
-    }
-
-    #[test]
-    fn malformed_json_says_where() {
-        let m = err("{\"model\": \"x\",\n \"messages\": [}", Endpoint::Chat);
-        assert!(m.contains("line 2 column"), "{m}");
-    }
-
-    #[test]
-    fn missing_and_mistyped_fields_are_named() {
-        assert!(err(r#"{"messages":[]}"#, Endpoint::Chat).contains("`model`"));
-        assert!(err(r#"{"model":"m"}"#, Endpoint::Chat).contains("`messages`"));
-        assert!(
-            err(r#"{"model":"m","messages":"hi"}"#, Endpoint::Chat).contains("must be an array")
-        );
-        assert!(err(r#"{"model":3,"messages":[]}"#, Endpoint::Chat).contains("must be a string"));
-        assert!(err(
-            r#"{"model":"m","messages":[],"stream":"yes"}"#,
-            Endpoint::Chat
-        )
-        .contains("boolean"));
-        assert!(err(r#"{"model":"m"}"#, Endpoint::Embeddings).contains("`input`"));
-        assert!(err("[1,2]", Endpoint::Chat).contains("JSON object"));
-        assert!(err("", Endpoint::Chat).contains("empty"));
-    }
-}
+mod tests;

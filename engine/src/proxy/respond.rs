@@ -36,6 +36,10 @@ pub fn error(err: &ApiError, request_id: Option<&HeaderValue>) -> ProxyResponse 
     if let Some(id) = request_id {
         resp.headers_mut().insert(REQUEST_ID, id.clone());
     }
+    if let Some(secs) = err.retry_after {
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
     resp
 }
 

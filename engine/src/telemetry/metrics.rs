@@ -57,6 +57,8 @@ pub struct Metrics {
     requests: papaya::HashMap<SeriesKey, Series>,
     pub request_duration: Histogram,
     pub overhead: Histogram,
+    /// Requests refused by a limit, by (scope kind, limit kind).
+    limit_rejections: papaya::HashMap<(&'static str, &'static str), AtomicU64>,
     pub config_reloads_ok: AtomicU64,
     pub config_reloads_failed: AtomicU64,
 }
@@ -84,6 +86,29 @@ impl Metrics {
             count: AtomicU64::new(0),
         });
         series.count.fetch_add(1, Relaxed);
+    }
+
+    /// Counts a refusal by a limit. Label values come from fixed sets (bounded cardinality).
+    pub fn record_rejection(&self, scope: &str, limit_kind: &str) {
+        let scope_kind = match scope.split_once(':').map(|(k, _)| k) {
+            Some("virtual_key") if scope.contains("/provider:") => "provider_config",
+            Some("virtual_key") => "virtual_key",
+            Some("team") => "team",
+            Some("customer") => "customer",
+            Some("provider") => "provider",
+            _ => "other",
+        };
+        let limit_kind = match limit_kind {
+            "requests" => "requests",
+            "tokens" => "tokens",
+            "budget_usd" => "budget_usd",
+            "concurrent" => "concurrent",
+            _ => "other",
+        };
+        self.limit_rejections
+            .pin()
+            .get_or_insert_with((scope_kind, limit_kind), || AtomicU64::new(0))
+            .fetch_add(1, Relaxed);
     }
 
     /// Prometheus text exposition format.
@@ -118,6 +143,25 @@ impl Metrics {
         out.push_str("# TYPE tollgate_overhead_seconds histogram\n");
         self.overhead
             .render(&mut out, "tollgate_overhead_seconds", "");
+        out.push_str(
+            "# HELP tollgate_limit_rejections_total Requests refused by a rate limit or budget.\n",
+        );
+        out.push_str("# TYPE tollgate_limit_rejections_total counter\n");
+        let rejections = self.limit_rejections.pin();
+        let mut lines: Vec<String> = rejections
+            .iter()
+            .map(|((scope, kind), n)| {
+                format!(
+                    "tollgate_limit_rejections_total{{scope_kind=\"{scope}\",limit_kind=\"{kind}\"}} {}",
+                    n.load(Relaxed)
+                )
+            })
+            .collect();
+        lines.sort();
+        for l in lines {
+            out.push_str(&l);
+            out.push('\n');
+        }
         out.push_str("# HELP tollgate_config_reloads_total Config reloads by result.\n");
         out.push_str("# TYPE tollgate_config_reloads_total counter\n");
         let _ = writeln!(

@@ -1,0 +1,209 @@
+//! Limits and budgets of one request: reserve an estimate on every tier at once before the
+//! call, settle the actual usage after it (SPEC §6 "Accounting").
+
+use super::estimate::Usage;
+use crate::error::{ApiError, ErrorType};
+use crate::plan::{LimitPlan, Limits};
+use crate::pricing::Price;
+use crate::state::{reserve_at, Counter, Denied, LimitKind, Reservation, Tier, INLINE_TIERS};
+use chrono::{DateTime, Utc};
+use smallvec::SmallVec;
+use std::sync::Arc;
+
+/// What one request is expected to use, before the call.
+#[derive(Debug, Clone, Copy)]
+pub struct Estimate {
+    pub prompt_tokens: u64,
+    /// The answer's bound: `max_tokens` or the configured default.
+    pub output_tokens: u64,
+    pub price: Option<Price>,
+}
+
+impl Estimate {
+    fn cost_micros(&self) -> u64 {
+        self.price.map_or(0, |p| {
+            p.cost_micros(self.prompt_tokens, 0, self.output_tokens)
+        })
+    }
+
+    fn amount(&self, kind: LimitKind) -> u64 {
+        match kind {
+            LimitKind::Requests | LimitKind::Concurrent => 1,
+            LimitKind::Tokens => self.prompt_tokens + self.output_tokens,
+            LimitKind::Budget => self.cost_micros(),
+        }
+    }
+}
+
+/// A request admitted on all its tiers; settle it (or drop it, which charges the estimate).
+pub struct Admitted {
+    reservation: Reservation<Arc<Counter>>,
+    limits: SmallVec<[Arc<LimitPlan>; INLINE_TIERS]>,
+    pub price: Option<Price>,
+}
+
+/// Why a request was refused, and whether the refusing tier belongs to the provider (so
+/// another provider may still serve it).
+pub struct Refusal {
+    pub denied: Denied,
+    pub limit: Arc<LimitPlan>,
+    pub provider_tier: bool,
+}
+
+/// Reserves `estimate` on the provider-config tier, the key's tiers (key, team, customer)
+/// and the provider's global tier, all or nothing.
+pub fn reserve(
+    provider_config: &Limits,
+    key: &Limits,
+    provider: &Limits,
+    estimate: &Estimate,
+    now: i64,
+) -> Result<Admitted, Refusal> {
+    let limits: SmallVec<[Arc<LimitPlan>; INLINE_TIERS]> = provider_config
+        .iter()
+        .chain(key)
+        .chain(provider)
+        .cloned()
+        .collect();
+    let tiers: SmallVec<[Tier<Arc<Counter>>; INLINE_TIERS]> = limits
+        .iter()
+        .map(|l| Tier::new(l.counter.clone(), estimate.amount(l.kind), l.limit))
+        .collect();
+    match reserve_at(&tiers, now) {
+        Ok(reservation) => Ok(Admitted {
+            reservation,
+            limits,
+            price: estimate.price,
+        }),
+        Err(denied) => {
+            let idx = denied.tier;
+            let provider_tier =
+                idx < provider_config.len() || idx >= provider_config.len() + key.len();
+            Err(Refusal {
+                limit: limits[idx].clone(),
+                denied,
+                provider_tier,
+            })
+        }
+    }
+}
+
+impl Admitted {
+    /// Replaces the estimate by what the call used. `None` when nothing was consumed
+    /// (the provider failed): the request still counts against request limits.
+    pub fn settle(self, usage: Option<Usage>) {
+        let usage = usage.unwrap_or_default();
+        let cost = self.price.map_or(0, |p| {
+            p.cost_micros(usage.prompt, usage.cached, usage.completion)
+        });
+        let actual: SmallVec<[u64; INLINE_TIERS]> = self
+            .limits
+            .iter()
+            .map(|l| match l.kind {
+                LimitKind::Requests => 1,
+                LimitKind::Concurrent => 0,
+                LimitKind::Tokens => usage.total(),
+                LimitKind::Budget => cost,
+            })
+            .collect();
+        self.reservation.settle(&actual);
+    }
+
+    /// The tightest `requests` and `tokens` limits of this request, for `x-ratelimit-*`.
+    pub fn tightest(&self, now: i64) -> [Option<Headroom>; 2] {
+        let pick = |kind: LimitKind| {
+            self.limits
+                .iter()
+                .filter(|l| l.kind == kind)
+                .map(|l| {
+                    let u = l.counter.usage_at(now);
+                    Headroom {
+                        limit: l.limit,
+                        remaining: l.limit.saturating_sub(u.used + u.reserved),
+                        reset_secs: l
+                            .counter
+                            .resets_at_unix(u.window_id)
+                            .map_or(0, |at| (at - now).max(0) as u64),
+                    }
+                })
+                .min_by_key(|h| h.remaining)
+        };
+        [pick(LimitKind::Requests), pick(LimitKind::Tokens)]
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Headroom {
+    pub limit: u64,
+    pub remaining: u64,
+    pub reset_secs: u64,
+}
+
+impl Refusal {
+    /// 402 `budget_exceeded` or 429 `rate_limited`, naming scope, limit kind, used, limit
+    /// and reset time (SPEC §4).
+    pub fn into_error(self, now: DateTime<Utc>) -> ApiError {
+        let d = &self.denied;
+        let l = &self.limit;
+        let window = l.window.map_or(String::new(), |w| format!(" per {w}"));
+        let resets = d
+            .resets_at
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+        let resets_text = resets
+            .as_deref()
+            .map_or(String::new(), |r| format!(", resets {r}"));
+        let (scope_kind, scope_id) = l.scope.split_once(':').unwrap_or(("", &l.scope));
+        let mut err = match l.kind {
+            LimitKind::Budget => {
+                let usd = |m: u64| m as f64 / 1e6;
+                ApiError::new(
+                    ErrorType::BudgetExceeded,
+                    format!(
+                        "budget exceeded for {scope_kind} {scope_id} (${:.6} used + ${:.6} in flight of ${:.2}{window}{resets_text})",
+                        usd(d.used),
+                        usd(d.reserved),
+                        usd(d.limit)
+                    ),
+                )
+                .with("used", usd(d.used).into())
+                .with("limit", usd(d.limit).into())
+                .with("in_flight", usd(d.reserved).into())
+            }
+            kind => {
+                let what = match kind {
+                    LimitKind::Tokens => "token",
+                    LimitKind::Concurrent => "concurrency",
+                    _ => "request",
+                };
+                ApiError::new(
+                    ErrorType::RateLimited,
+                    format!(
+                        "{what} limit exceeded for {scope_kind} {scope_id} ({}/{}{window}{resets_text})",
+                        d.used + d.reserved,
+                        d.limit
+                    ),
+                )
+                .with("used", d.used.into())
+                .with("limit", d.limit.into())
+                .with("in_flight", d.reserved.into())
+            }
+        };
+        err = err
+            .with("scope", l.scope.to_string().into())
+            .with("limit_kind", kind_label(l.kind).into())
+            .with("resets_at", resets.into());
+        if l.kind != LimitKind::Budget {
+            // A concurrency slot frees when a request ends: retry soon.
+            err.retry_after = Some(d.retry_after_secs(now).unwrap_or(1).max(1));
+        }
+        err
+    }
+}
+
+/// The name of a limit kind in errors and `/admin/usage` (budgets are in dollars).
+pub fn kind_label(kind: LimitKind) -> &'static str {
+    match kind {
+        LimitKind::Budget => "budget_usd",
+        other => other.as_str(),
+    }
+}

@@ -1,0 +1,99 @@
+//! Admission of one request before any byte goes upstream: route, estimate, reserve on every
+//! tier. A provider whose own tier (provider-config or global) is exhausted drops out and the
+//! next candidate is tried; the request fails only when none remains.
+
+use super::request::RequestHead;
+use crate::admission::estimate::{chat_prompt_tokens, embedding_input_tokens};
+use crate::admission::limits::{self, Admitted, Estimate};
+use crate::admission::route::{self, Route};
+use crate::error::ApiError;
+use crate::plan::{KeyPlan, Plan};
+use crate::pricing::Price;
+use smallvec::SmallVec;
+
+pub struct Admission<'p, 'r> {
+    pub route: Route<'p, 'r>,
+    pub admitted: Admitted,
+    pub prompt_tokens: u64,
+}
+
+pub fn admit<'p, 'r>(
+    plan: &'p Plan,
+    key: &'p KeyPlan,
+    head: &'r RequestHead<'r>,
+    now: i64,
+) -> Result<Admission<'p, 'r>, ApiError> {
+    // Tokenizing costs microseconds: only when some limit counts tokens or dollars.
+    let prompt_tokens = if plan.counts_tokens {
+        head.messages
+            .map(chat_prompt_tokens)
+            .or_else(|| head.input.map(embedding_input_tokens))
+            .unwrap_or(0)
+    } else {
+        0
+    };
+    let output_tokens = if head.input.is_some() && head.messages.is_none() {
+        0 // embeddings produce no output tokens
+    } else {
+        head.max_output_tokens.unwrap_or(plan.default_output_tokens)
+    };
+    let roll = fastrand::u64(..);
+    let mut excluded: SmallVec<[usize; 4]> = SmallVec::new();
+    loop {
+        let route = route::resolve(plan, key, &head.model, roll, &excluded)?;
+        let estimate = Estimate {
+            prompt_tokens,
+            output_tokens,
+            price: price_of(plan, &route),
+        };
+        match limits::reserve(
+            &route.key_provider.limits,
+            &key.limits,
+            &route.provider.limits,
+            &estimate,
+            now,
+        ) {
+            Ok(admitted) => {
+                return Ok(Admission {
+                    route,
+                    admitted,
+                    prompt_tokens,
+                })
+            }
+            Err(refusal) => {
+                let pinned = route.pinned;
+                let provider = route.provider_index;
+                let can_drop_out = refusal.provider_tier && !pinned;
+                let err = refusal.into_error(chrono::Utc::now());
+                if !can_drop_out
+                    || !has_other_candidate(plan, key, &head.model, provider, &excluded)
+                {
+                    return Err(err);
+                }
+                excluded.push(provider);
+            }
+        }
+    }
+}
+
+/// Whether a provider other than `provider` (and those already excluded) serves `model`.
+fn has_other_candidate(
+    plan: &Plan,
+    key: &KeyPlan,
+    model: &str,
+    provider: usize,
+    excluded: &[usize],
+) -> bool {
+    key.providers.iter().any(|kp| {
+        kp.provider != provider
+            && !excluded.contains(&kp.provider)
+            && plan.providers[kp.provider].serves(model)
+    })
+}
+
+/// The configured price for the provider's name, else the built-in one for its kind.
+pub fn price_of(plan: &Plan, route: &Route) -> Option<Price> {
+    plan.prices
+        .price(&route.provider.name, route.model)
+        .or_else(|| plan.prices.price(route.provider.pricing_name, route.model))
+}

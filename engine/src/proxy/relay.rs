@@ -1,0 +1,262 @@
+//! Relaying an upstream SSE stream to the client while reading its usage: the final usage
+//! chunk settles the request's reservation; a stream that ends early, breaks, or is dropped
+//! by the client is settled from what was sent so far, never zero.
+
+use crate::admission::estimate::{usage_of, Usage};
+use crate::admission::limits::Admitted;
+use bytes::{Buf, Bytes, BytesMut};
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+use serde::Deserialize;
+use std::borrow::Cow;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+/// Cuts a byte stream into whole SSE events and reads usage and answer length from them.
+#[derive(Default)]
+pub struct EventScanner {
+    /// Bytes after the last complete event; events are forwarded whole.
+    pending: BytesMut,
+    /// The usage chunk was added by the gateway (the client did not ask): keep it from the
+    /// client, whose code may not expect a chunk without choices.
+    hide_usage_chunk: bool,
+    pub usage: Option<Usage>,
+    /// Characters of answer text seen so far.
+    pub content_chars: u64,
+}
+
+impl EventScanner {
+    pub fn new(hide_usage_chunk: bool) -> EventScanner {
+        EventScanner {
+            hide_usage_chunk,
+            ..Default::default()
+        }
+    }
+
+    /// Takes in upstream bytes; returns the complete events to forward, if any.
+    pub fn push(&mut self, mut data: impl Buf) -> Option<Bytes> {
+        self.pending
+            .extend_from_slice(&data.copy_to_bytes(data.remaining()));
+        let end = find_last(&self.pending, b"\n\n")? + 2;
+        let chunk = self.pending.split_to(end).freeze();
+        let mut kept: Option<BytesMut> = None;
+        let mut at = 0;
+        while let Some(len) = find_first(&chunk[at..], b"\n\n") {
+            let event = &chunk[at..at + len + 2];
+            let hide = self.read_event(event);
+            match (&mut kept, hide) {
+                (None, true) => kept = Some(BytesMut::from(&chunk[..at])),
+                (Some(k), false) => k.extend_from_slice(event),
+                _ => {}
+            }
+            at += len + 2;
+        }
+        match kept {
+            None => Some(chunk),
+            Some(k) if k.is_empty() => None,
+            Some(k) => Some(k.freeze()),
+        }
+    }
+
+    /// What remains after the upstream ended (an incomplete last event), forwarded as is.
+    pub fn finish(&mut self) -> Option<Bytes> {
+        (!self.pending.is_empty()).then(|| self.pending.split().freeze())
+    }
+
+    /// Records what one event carries; true when it should not reach the client.
+    fn read_event(&mut self, event: &[u8]) -> bool {
+        let Some(data) = event
+            .strip_prefix(b"data: ")
+            .or_else(|| event.strip_prefix(b"data:"))
+        else {
+            return false;
+        };
+        if data.starts_with(b"[DONE]") {
+            return false;
+        }
+        if let Some(u) = find_first(data, b"\"usage\":{").and_then(|_| usage_of(data)) {
+            self.usage = Some(u);
+            return self.hide_usage_chunk && find_first(data, b"\"choices\":[]").is_some();
+        }
+        if let Ok(c) = serde_json::from_slice::<Chunk>(data) {
+            self.content_chars += c
+                .choices
+                .iter()
+                .filter_map(|ch| ch.delta.as_ref()?.content.as_deref())
+                .map(|t| t.chars().count() as u64)
+                .sum::<u64>();
+        }
+        false
+    }
+}
+
+#[derive(Deserialize)]
+struct Chunk<'a> {
+    #[serde(borrow, default)]
+    choices: Vec<Choice<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Choice<'a> {
+    #[serde(borrow, default)]
+    delta: Option<Delta<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Delta<'a> {
+    #[serde(borrow, default)]
+    content: Option<Cow<'a, str>>,
+}
+
+/// The response body of a relayed stream; settles the reservation when it ends or is dropped.
+pub struct Relay {
+    inner: Incoming,
+    scanner: EventScanner,
+    /// Prompt tokens estimated before the call, for settling a stream that reported none.
+    prompt_estimate: u64,
+    admitted: Option<Admitted>,
+}
+
+impl Relay {
+    pub fn new(
+        inner: Incoming,
+        admitted: Option<Admitted>,
+        prompt_estimate: u64,
+        hide_usage_chunk: bool,
+    ) -> Relay {
+        Relay {
+            inner,
+            scanner: EventScanner::new(hide_usage_chunk),
+            prompt_estimate,
+            admitted,
+        }
+    }
+
+    fn settle(&mut self) {
+        if let Some(admitted) = self.admitted.take() {
+            // Without a usage chunk, ~4 characters per token of what reached the client.
+            let usage = self.scanner.usage.unwrap_or(Usage {
+                prompt: self.prompt_estimate,
+                cached: 0,
+                completion: self.scanner.content_chars.div_ceil(4),
+            });
+            admitted.settle(Some(usage));
+        }
+    }
+}
+
+impl Body for Relay {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let this = self.get_mut();
+        loop {
+            match Pin::new(&mut this.inner).poll_frame(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                    Ok(data) => {
+                        if let Some(out) = this.scanner.push(data) {
+                            return Poll::Ready(Some(Ok(Frame::data(out))));
+                        }
+                    }
+                    Err(other) => return Poll::Ready(Some(Ok(other))),
+                },
+                Poll::Ready(Some(Err(e))) => {
+                    this.settle();
+                    return Poll::Ready(Some(Err(e)));
+                }
+                Poll::Ready(None) => {
+                    this.settle();
+                    return Poll::Ready(this.scanner.finish().map(|b| Ok(Frame::data(b))));
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.admitted.is_none() && self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::default()
+    }
+}
+
+impl Drop for Relay {
+    /// The client went away mid-stream (or the response was dropped): charge what was sent.
+    fn drop(&mut self) {
+        self.settle();
+    }
+}
+
+fn find_first(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+fn find_last(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).rposition(|w| w == needle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CONTENT: &str = "data: {\"choices\":[{\"delta\":{\"content\":\"hello \"}}]}\n\n";
+    const USAGE: &str =
+        "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":3}}\n\n";
+    const DONE: &str = "data: [DONE]\n\n";
+
+    fn relay(scanner: &mut EventScanner, parts: &[&str]) -> String {
+        let mut out = String::new();
+        for p in parts {
+            if let Some(b) = scanner.push(p.as_bytes()) {
+                out.push_str(std::str::from_utf8(&b).unwrap());
+            }
+        }
+        if let Some(b) = scanner.finish() {
+            out.push_str(std::str::from_utf8(&b).unwrap());
+        }
+        out
+    }
+
+    #[test]
+    fn events_split_across_frames_are_forwarded_whole() {
+        let mut s = EventScanner::new(false);
+        let all = format!("{CONTENT}{CONTENT}{USAGE}{DONE}");
+        let (a, b) = all.split_at(30);
+        let (b, c) = b.split_at(70);
+        assert_eq!(relay(&mut s, &[a, b, c]), all);
+        assert_eq!(
+            s.usage,
+            Some(Usage {
+                prompt: 7,
+                cached: 0,
+                completion: 3
+            })
+        );
+        assert_eq!(s.content_chars, 12);
+    }
+
+    #[test]
+    fn usage_chunk_added_by_the_gateway_is_hidden() {
+        let mut s = EventScanner::new(true);
+        let out = relay(&mut s, &[CONTENT, USAGE, DONE]);
+        assert_eq!(out, format!("{CONTENT}{DONE}"));
+        assert_eq!(s.usage.map(|u| u.completion), Some(3));
+        let mut only = EventScanner::new(true);
+        assert_eq!(only.push(USAGE.as_bytes()), None);
+    }
+
+    #[test]
+    fn incomplete_tail_is_passed_on_at_the_end() {
+        let mut s = EventScanner::new(false);
+        assert_eq!(
+            relay(&mut s, &[CONTENT, "data: {\"cho"]),
+            format!("{CONTENT}data: {{\"cho")
+        );
+    }
+}
