@@ -107,3 +107,23 @@ print("sdk ok")
     let out = run(Command::new(python).arg("-c").arg(script));
     assert_eq!(out.trim(), "sdk ok");
 }
+
+#[test]
+fn readme_limits_example_compiles() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("limits.yaml");
+    std::fs::write(&path, readme_example("limits")).unwrap();
+    let out = Command::new(tollgate_e2e::bin_path("tollgate"))
+        .args(["check", "-c", path.to_str().unwrap()])
+        .env("OPENAI_API_KEY", "sk-test")
+        .env("TG_KEY_ML", "tg-test")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("1 providers, 1 virtual keys"), "{stdout}");
+}
