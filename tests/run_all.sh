@@ -8,6 +8,11 @@ if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
   apt-get update -qq && apt-get install -y -qq python3 python3-venv
 fi
 
+# Tests that need Redis start their own redis-server on a free loopback port.
+if ! command -v redis-server >/dev/null 2>&1; then
+  apt-get update -qq && apt-get install -y -qq redis-server
+fi
+
 cargo fmt --all --check
 cargo build --workspace --bins --locked
 cargo clippy --workspace --all-targets --locked -- -D warnings

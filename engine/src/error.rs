@@ -16,6 +16,7 @@ pub enum ErrorType {
     BodyTooLarge,
     UpstreamError,
     UpstreamTimeout,
+    StateUnavailable,
     Unauthorized,
 }
 
@@ -33,6 +34,7 @@ impl ErrorType {
             ErrorType::BodyTooLarge => "body_too_large",
             ErrorType::UpstreamError => "upstream_error",
             ErrorType::UpstreamTimeout => "upstream_timeout",
+            ErrorType::StateUnavailable => "state_unavailable",
             ErrorType::Unauthorized => "unauthorized",
         }
     }
@@ -51,6 +53,7 @@ impl ErrorType {
             ErrorType::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorType::UpstreamError => StatusCode::BAD_GATEWAY,
             ErrorType::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+            ErrorType::StateUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 }

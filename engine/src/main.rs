@@ -81,15 +81,6 @@ fn run_server(path: PathBuf) -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
-    let gateway = match Gateway::open(path) {
-        Ok(gw) => Arc::new(gw),
-        Err(errors) => {
-            for e in &errors {
-                eprintln!("{e}");
-            }
-            return ExitCode::FAILURE;
-        }
-    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -97,6 +88,15 @@ fn run_server(path: PathBuf) -> ExitCode {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let gateway = match runtime.block_on(Gateway::open(path)) {
+        Ok(gw) => Arc::new(gw),
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("{e}");
+            }
             return ExitCode::FAILURE;
         }
     };

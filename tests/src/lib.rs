@@ -4,10 +4,12 @@
 mod http;
 mod process;
 mod python;
+mod redis;
 
 pub use http::{get, post_json, post_raw, Reply};
 pub use process::{bin_path, run_tollgate, Gateway, Mock};
 pub use python::python_with;
+pub use redis::RedisServer;
 
 /// The SHA-256 of `secret` as hex, as written in `key_sha256:`.
 pub fn sha256_hex(secret: &str) -> String {

@@ -2,10 +2,14 @@
 //! call, settle the actual usage after it (SPEC §6 "Accounting").
 
 use super::estimate::Usage;
+use crate::config::OnStateError;
 use crate::error::{ApiError, ErrorType};
 use crate::plan::{LimitPlan, Limits};
 use crate::pricing::Price;
-use crate::state::{reserve_at, Counter, Denied, LimitKind, Reservation, Tier, INLINE_TIERS};
+use crate::state::{
+    reserve_at, Counter, Denied, LimitKind, RedisReservation, RedisStore, RedisTier, Reservation,
+    ReserveError, Tier, INLINE_TIERS,
+};
 use chrono::{DateTime, Utc};
 use smallvec::SmallVec;
 use std::sync::Arc;
@@ -35,24 +39,60 @@ impl Estimate {
     }
 }
 
+/// Where counters live for this gateway.
+#[derive(Clone, Copy)]
+pub enum Ledger<'a> {
+    /// In-process atomics, bound into the plan's `LimitPlan`s.
+    Memory,
+    /// Redis, shared by replicas; `on_error` decides when it cannot be reached.
+    Redis(&'a RedisStore, OnStateError),
+}
+
 /// A request admitted on all its tiers; settle it (or drop it, which charges the estimate).
 pub struct Admitted {
-    reservation: Reservation<Arc<Counter>>,
+    held: Held,
     limits: SmallVec<[Arc<LimitPlan>; INLINE_TIERS]>,
     pub price: Option<Price>,
 }
 
-/// Why a request was refused, and whether the refusing tier belongs to the provider (so
-/// another provider may still serve it).
-pub struct Refusal {
-    pub denied: Denied,
-    pub limit: Arc<LimitPlan>,
-    pub provider_tier: bool,
+// The memory reservation is the hot path and stays inline (no allocation per request);
+// the size difference to the other variants is the point.
+#[allow(clippy::large_enum_variant)]
+enum Held {
+    Memory(Reservation<Arc<Counter>>),
+    Redis(RedisStore, RedisReservation),
+    /// Redis was unreachable and `on_error: allow` let the request through unmetered.
+    Unmetered,
+}
+
+/// Why a request was refused.
+pub enum Refusal {
+    Limit {
+        denied: Denied,
+        limit: Arc<LimitPlan>,
+        /// The refusing tier belongs to the provider, so another provider may still serve.
+        provider_tier: bool,
+    },
+    /// The state store could not be reached and `on_error: deny` applies.
+    Unavailable(String),
+}
+
+impl Refusal {
+    pub fn provider_tier(&self) -> bool {
+        matches!(
+            self,
+            Refusal::Limit {
+                provider_tier: true,
+                ..
+            }
+        )
+    }
 }
 
 /// Reserves `estimate` on the provider-config tier, the key's tiers (key, team, customer)
 /// and the provider's global tier, all or nothing.
-pub fn reserve(
+pub async fn reserve(
+    ledger: Ledger<'_>,
     provider_config: &Limits,
     key: &Limits,
     provider: &Limits,
@@ -65,27 +105,55 @@ pub fn reserve(
         .chain(provider)
         .cloned()
         .collect();
-    let tiers: SmallVec<[Tier<Arc<Counter>>; INLINE_TIERS]> = limits
-        .iter()
-        .map(|l| Tier::new(l.counter.clone(), estimate.amount(l.kind), l.limit))
-        .collect();
-    match reserve_at(&tiers, now) {
-        Ok(reservation) => Ok(Admitted {
-            reservation,
-            limits,
-            price: estimate.price,
-        }),
-        Err(denied) => {
-            let idx = denied.tier;
-            let provider_tier =
-                idx < provider_config.len() || idx >= provider_config.len() + key.len();
-            Err(Refusal {
-                limit: limits[idx].clone(),
-                denied,
-                provider_tier,
-            })
+    let refused = |denied: Denied, limits: &[Arc<LimitPlan>]| {
+        let idx = denied.tier;
+        Refusal::Limit {
+            limit: limits[idx].clone(),
+            provider_tier: idx < provider_config.len() || idx >= provider_config.len() + key.len(),
+            denied,
         }
-    }
+    };
+    let held = match ledger {
+        _ if limits.is_empty() => Held::Unmetered,
+        Ledger::Memory => {
+            let tiers: SmallVec<[Tier<Arc<Counter>>; INLINE_TIERS]> = limits
+                .iter()
+                .map(|l| Tier::new(l.counter.clone(), estimate.amount(l.kind), l.limit))
+                .collect();
+            match reserve_at(&tiers, now) {
+                Ok(r) => Held::Memory(r),
+                Err(denied) => return Err(refused(denied, &limits)),
+            }
+        }
+        Ledger::Redis(store, on_error) => {
+            let tiers: SmallVec<[RedisTier; INLINE_TIERS]> = limits
+                .iter()
+                .map(|l| RedisTier {
+                    scope: l.scope.clone(),
+                    kind: l.kind,
+                    window: l.window,
+                    amount: estimate.amount(l.kind),
+                    limit: l.limit,
+                })
+                .collect();
+            match store.reserve(&tiers, now).await {
+                Ok(r) => Held::Redis(store.clone(), r),
+                Err(ReserveError::Denied(denied)) => return Err(refused(denied, &limits)),
+                Err(ReserveError::Unavailable(msg)) => match on_error {
+                    OnStateError::Deny => return Err(Refusal::Unavailable(msg)),
+                    OnStateError::Allow => {
+                        tracing::warn!(error = %msg, "state store unavailable; request admitted unmetered (on_error: allow)");
+                        Held::Unmetered
+                    }
+                },
+            }
+        }
+    };
+    Ok(Admitted {
+        held,
+        limits,
+        price: estimate.price,
+    })
 }
 
 impl Admitted {
@@ -106,11 +174,26 @@ impl Admitted {
                 LimitKind::Budget => cost,
             })
             .collect();
-        self.reservation.settle(&actual);
+        match self.held {
+            Held::Memory(r) => r.settle(&actual),
+            // Off the response path: the caller does not wait for Redis.
+            Held::Redis(store, r) => {
+                tokio::spawn(async move {
+                    if let Err(e) = store.settle(r, &actual).await {
+                        tracing::warn!(error = %e, "usage could not be settled in Redis");
+                    }
+                });
+            }
+            Held::Unmetered => {}
+        }
     }
 
     /// The tightest `requests` and `tokens` limits of this request, for `x-ratelimit-*`.
+    /// Only known without a round trip for memory counters; Redis answers carry none.
     pub fn tightest(&self, now: i64) -> [Option<Headroom>; 2] {
+        if !matches!(self.held, Held::Memory(_)) {
+            return [None, None];
+        }
         let pick = |kind: LimitKind| {
             self.limits
                 .iter()
@@ -143,8 +226,15 @@ impl Refusal {
     /// 402 `budget_exceeded` or 429 `rate_limited`, naming scope, limit kind, used, limit
     /// and reset time (SPEC §4).
     pub fn into_error(self, now: DateTime<Utc>) -> ApiError {
-        let d = &self.denied;
-        let l = &self.limit;
+        let (d, l) = match &self {
+            Refusal::Limit { denied, limit, .. } => (denied, limit),
+            Refusal::Unavailable(msg) => {
+                return ApiError::new(
+                    ErrorType::StateUnavailable,
+                    format!("usage counters are unavailable, so the request cannot be metered (state.on_error: deny): {msg}"),
+                )
+            }
+        };
         let window = l.window.map_or(String::new(), |w| format!(" per {w}"));
         let resets = d
             .resets_at

@@ -95,12 +95,32 @@ pub fn compile_with(loaded: &LoadedConfig, store: &MemoryStore) -> Result<Plan, 
             PriceTable::builtin()
         });
     let all_limits = limits.all;
-    let StateConfig::Memory {
-        snapshot_file,
-        snapshot_interval,
-    } = &cfg.state;
-    let snapshot_file = snapshot_file.as_ref().map(|f| loaded.base_dir.join(f));
-    let snapshot_interval = snapshot_interval.map_or(std::time::Duration::from_secs(5), |d| d.0);
+    let (snapshot_file, snapshot_interval, redis) = match &cfg.state {
+        StateConfig::Memory {
+            snapshot_file,
+            snapshot_interval,
+        } => (
+            snapshot_file.as_ref().map(|f| loaded.base_dir.join(f)),
+            snapshot_interval.map_or(std::time::Duration::from_secs(5), |d| d.0),
+            None,
+        ),
+        StateConfig::Redis { url, on_error } => {
+            if !(url.starts_with("redis://")
+                || url.starts_with("rediss://")
+                || url.starts_with("unix://"))
+            {
+                errors.push(loaded.error_at(
+                    "state.url",
+                    format!("invalid Redis URL `{url}`: expected redis://host:port/db"),
+                ));
+            }
+            (
+                None,
+                std::time::Duration::from_secs(5),
+                Some((url.clone(), *on_error)),
+            )
+        }
+    };
     if snapshot_interval.is_zero() {
         errors.push(loaded.error_at(
             "state.snapshot_interval",
@@ -133,6 +153,7 @@ pub fn compile_with(loaded: &LoadedConfig, store: &MemoryStore) -> Result<Plan, 
         counts_tokens,
         snapshot_file,
         snapshot_interval,
+        redis,
     })
 }
 

@@ -246,6 +246,23 @@ pub enum StateConfig {
         #[serde(default)]
         snapshot_interval: Option<DurationStr>,
     },
+    /// Counters in Redis, shared atomically by every gateway replica using the same URL.
+    Redis {
+        #[serde(serialize_with = "redact_userinfo")]
+        url: String,
+        /// What to do when Redis cannot be reached: refuse requests (`deny`) or let them
+        /// through unmetered (`allow`).
+        #[serde(default)]
+        on_error: OnStateError,
+    },
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum OnStateError {
+    #[default]
+    Deny,
+    Allow,
 }
 
 impl Default for StateConfig {
@@ -287,5 +304,17 @@ fn redact_opt<S: Serializer>(v: &Option<String>, s: S) -> Result<S::Ok, S::Error
     match v {
         Some(_) => s.serialize_str("[REDACTED]"),
         None => s.serialize_none(),
+    }
+}
+
+/// `redis://user:secret@host` → `redis://[REDACTED]@host`: the host stays visible.
+fn redact_userinfo<S: Serializer>(url: &str, s: S) -> Result<S::Ok, S::Error> {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => s.serialize_str(&format!(
+            "{}[REDACTED]{}",
+            &url[..scheme_end + 3],
+            &url[at..]
+        )),
+        _ => s.serialize_str(url),
     }
 }

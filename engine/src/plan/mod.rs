@@ -46,6 +46,8 @@ pub struct Plan {
     /// Where the memory state is saved, and how often.
     pub snapshot_file: Option<std::path::PathBuf>,
     pub snapshot_interval: Duration,
+    /// Redis URL and failure policy when counters live in Redis.
+    pub redis: Option<(String, crate::config::OnStateError)>,
 }
 
 /// One limit of one tier, with the counter it is enforced on. Counters live in the state

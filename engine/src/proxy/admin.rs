@@ -3,8 +3,9 @@
 use super::respond::{self, ProxyResponse};
 use super::Gateway;
 use crate::admission::limits::kind_label;
+use crate::admission::limits::Ledger;
 use crate::error::{ApiError, ErrorType};
-use crate::state::LimitKind;
+use crate::state::{CounterKey, LimitKind, Usage};
 use http::{Method, Request, StatusCode};
 use hyper::body::Incoming;
 use sha2::{Digest, Sha256};
@@ -26,7 +27,10 @@ pub async fn route(gw: &Gateway, req: Request<Incoming>) -> ProxyResponse {
             "text/plain; version=0.0.4; charset=utf-8",
             gw.metrics.render(),
         ),
-        (&Method::GET, "/admin/usage") => respond::json(StatusCode::OK, usage(gw)),
+        (&Method::GET, "/admin/usage") => match usage(gw).await {
+            Ok(body) => respond::json(StatusCode::OK, body),
+            Err(e) => respond::error(&ApiError::new(ErrorType::StateUnavailable, e), None),
+        },
         (&Method::GET, "/admin/config") => {
             respond::json(StatusCode::OK, gw.plan.load().redacted_config.clone())
         }
@@ -72,14 +76,36 @@ fn authorized(gw: &Gateway, req: &Request<Incoming>) -> bool {
 
 /// Every counter of the plan: `{"counters": [{scope, kind, window, used, reserved, limit,
 /// resets_at}]}`, budgets in dollars.
-fn usage(gw: &Gateway) -> Vec<u8> {
-    let plan = gw.plan.load();
+async fn usage(gw: &Gateway) -> Result<Vec<u8>, String> {
+    let plan = gw.plan.load_full();
     let now = crate::state::unix_now();
+    let usages: Vec<Usage> = match gw.ledger(&plan) {
+        Ledger::Memory => plan
+            .all_limits
+            .iter()
+            .map(|l| l.counter.usage_at(now))
+            .collect(),
+        Ledger::Redis(store, _) => {
+            let keys: Vec<CounterKey> = plan
+                .all_limits
+                .iter()
+                .map(|l| CounterKey {
+                    scope: l.scope.clone(),
+                    kind: l.kind,
+                    window: l.window,
+                })
+                .collect();
+            store
+                .usage_many(&keys, now)
+                .await
+                .map_err(|e| e.to_string())?
+        }
+    };
     let counters: Vec<serde_json::Value> = plan
         .all_limits
         .iter()
-        .map(|l| {
-            let u = l.counter.usage_at(now);
+        .zip(usages)
+        .map(|(l, u)| {
             let amount = |v: u64| -> serde_json::Value {
                 if l.kind == LimitKind::Budget {
                     (v as f64 / 1e6).into()
@@ -103,5 +129,5 @@ fn usage(gw: &Gateway) -> Vec<u8> {
             })
         })
         .collect();
-    serde_json::to_vec(&serde_json::json!({ "counters": counters })).unwrap_or_default()
+    Ok(serde_json::to_vec(&serde_json::json!({ "counters": counters })).unwrap_or_default())
 }

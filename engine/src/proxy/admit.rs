@@ -4,7 +4,7 @@
 
 use super::request::RequestHead;
 use crate::admission::estimate::{chat_prompt_tokens, embedding_input_tokens};
-use crate::admission::limits::{self, Admitted, Estimate};
+use crate::admission::limits::{self, Admitted, Estimate, Ledger};
 use crate::admission::route::{self, Route};
 use crate::error::ApiError;
 use crate::plan::{KeyPlan, Plan};
@@ -17,11 +17,12 @@ pub struct Admission<'p, 'r> {
     pub prompt_tokens: u64,
 }
 
-pub fn admit<'p, 'r>(
+pub async fn admit<'p, 'r>(
     plan: &'p Plan,
     key: &'p KeyPlan,
     head: &'r RequestHead<'r>,
     now: i64,
+    ledger: Ledger<'_>,
 ) -> Result<Admission<'p, 'r>, ApiError> {
     // Tokenizing costs microseconds: only when some limit counts tokens or dollars.
     let prompt_tokens = if plan.counts_tokens {
@@ -47,12 +48,15 @@ pub fn admit<'p, 'r>(
             price: price_of(plan, &route),
         };
         match limits::reserve(
+            ledger,
             &route.key_provider.limits,
             &key.limits,
             &route.provider.limits,
             &estimate,
             now,
-        ) {
+        )
+        .await
+        {
             Ok(admitted) => {
                 return Ok(Admission {
                     route,
@@ -63,7 +67,7 @@ pub fn admit<'p, 'r>(
             Err(refusal) => {
                 let pinned = route.pinned;
                 let provider = route.provider_index;
-                let can_drop_out = refusal.provider_tier && !pinned;
+                let can_drop_out = refusal.provider_tier() && !pinned;
                 let err = refusal.into_error(chrono::Utc::now());
                 if !can_drop_out
                     || !has_other_candidate(plan, key, &head.model, provider, &excluded)

@@ -99,8 +99,13 @@ async fn proxy<'p>(
         route,
         admitted,
         prompt_tokens,
-    } = admit(plan, key, &head, now)?;
+    } = admit(plan, key, &head, now, gw.ledger(plan)).await?;
     let headroom = admitted.tightest(now);
+    if admitted.price.is_none() {
+        gw.metrics
+            .unpriced_requests
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
     served.provider = &route.provider.name;
     let provider = route.provider;
 

@@ -14,10 +14,11 @@ mod upstream;
 // For the criterion benches of the request path (bench/benches/request_path.rs).
 pub use request::{parse_head, RequestHead};
 
+use crate::admission::limits::Ledger;
 use crate::compile::{compile, compile_with};
 use crate::config::{load_file, ConfigError};
 use crate::plan::Plan;
-use crate::state::{MemoryStore, Snapshot};
+use crate::state::{MemoryStore, RedisStore, Snapshot};
 use crate::telemetry::Metrics;
 use arc_swap::ArcSwap;
 use server::Listener;
@@ -32,6 +33,8 @@ pub struct Gateway {
     pub metrics: Metrics,
     /// Usage counters: outside the plan, so a reload keeps them.
     pub state: MemoryStore,
+    /// Set when `state.kind: redis`: counters then live there, shared by replicas.
+    redis: Option<RedisStore>,
     upstream: UpstreamClient,
     config_path: PathBuf,
 }
@@ -42,8 +45,9 @@ pub fn load_plan(path: &Path) -> Result<Plan, Vec<ConfigError>> {
 }
 
 impl Gateway {
-    /// Compiles the config and restores saved usage; nothing is served yet.
-    pub fn open(config_path: PathBuf) -> Result<Gateway, Vec<String>> {
+    /// Compiles the config, connects the state store and restores saved usage; nothing is
+    /// served yet.
+    pub async fn open(config_path: PathBuf) -> Result<Gateway, Vec<String>> {
         let state = MemoryStore::new();
         let plan =
             compile_with(&load_file(&config_path).map_err(strings)?, &state).map_err(strings)?;
@@ -62,6 +66,14 @@ impl Gateway {
                 }
             }
         }
+        let redis = match &plan.redis {
+            Some((url, _)) => Some(
+                RedisStore::connect(url)
+                    .await
+                    .map_err(|e| vec![e.to_string()])?,
+            ),
+            None => None,
+        };
         if plan.counts_tokens {
             crate::admission::estimate::warm_up();
         }
@@ -69,9 +81,20 @@ impl Gateway {
             plan: ArcSwap::from_pointee(plan),
             metrics: Metrics::default(),
             state,
+            redis,
             upstream: upstream::build_client(),
             config_path,
         })
+    }
+
+    /// Where this request's counters live. The failure policy follows the current plan; the
+    /// Redis connection is the one opened at start.
+    pub fn ledger<'a>(&'a self, plan: &Plan) -> Ledger<'a> {
+        match (&self.redis, &plan.redis) {
+            (Some(store), Some((_, on_error))) => Ledger::Redis(store, *on_error),
+            (Some(store), None) => Ledger::Redis(store, crate::config::OnStateError::Deny),
+            (None, _) => Ledger::Memory,
+        }
     }
 
     /// Writes the usage snapshot, if the config names a file.
@@ -96,6 +119,9 @@ impl Gateway {
                 let old = self.plan.load();
                 if plan.listen != old.listen || plan.admin_listen != old.admin_listen {
                     tracing::warn!("listen addresses changed; they take effect on restart");
+                }
+                if plan.redis.as_ref().map(|r| &r.0) != old.redis.as_ref().map(|r| &r.0) {
+                    tracing::warn!("state store changed; it takes effect on restart");
                 }
                 self.plan.store(Arc::new(plan));
                 self.metrics.config_reloads_ok.fetch_add(1, Relaxed);

@@ -5,9 +5,13 @@
 mod counter;
 mod limits;
 mod memory;
+pub mod redis;
 mod snapshot;
 mod window;
 
+pub use self::redis::{
+    redis_key, RedisReservation, RedisStore, RedisTier, ReserveError, StateError,
+};
 pub use counter::{Counter, LimitKind, Usage, MAX_AMOUNT};
 pub use limits::{reserve, reserve_at, settle, unix_now, Denied, Reservation, Tier, INLINE_TIERS};
 pub use memory::{CounterKey, MemoryStore};

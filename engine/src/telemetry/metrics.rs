@@ -59,6 +59,8 @@ pub struct Metrics {
     pub overhead: Histogram,
     /// Requests refused by a limit, by (scope kind, limit kind).
     limit_rejections: papaya::HashMap<(&'static str, &'static str), AtomicU64>,
+    /// Requests whose model had no price (they cost $0 against budgets).
+    pub unpriced_requests: AtomicU64,
     pub config_reloads_ok: AtomicU64,
     pub config_reloads_failed: AtomicU64,
 }
@@ -162,6 +164,13 @@ impl Metrics {
             out.push_str(&l);
             out.push('\n');
         }
+        out.push_str("# HELP tollgate_unpriced_requests_total Requests for a model with no price (counted as $0).\n");
+        out.push_str("# TYPE tollgate_unpriced_requests_total counter\n");
+        let _ = writeln!(
+            out,
+            "tollgate_unpriced_requests_total {}",
+            self.unpriced_requests.load(Relaxed)
+        );
         out.push_str("# HELP tollgate_config_reloads_total Config reloads by result.\n");
         out.push_str("# TYPE tollgate_config_reloads_total counter\n");
         let _ = writeln!(
