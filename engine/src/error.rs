@@ -9,6 +9,7 @@ pub enum ErrorType {
     MissingKey,
     InvalidKey,
     ModelNotAllowed,
+    GuardrailBlocked,
     BudgetExceeded,
     RateLimited,
     NotFound,
@@ -27,6 +28,7 @@ impl ErrorType {
             ErrorType::MissingKey => "missing_key",
             ErrorType::InvalidKey => "invalid_key",
             ErrorType::ModelNotAllowed => "model_not_allowed",
+            ErrorType::GuardrailBlocked => "guardrail_blocked",
             ErrorType::BudgetExceeded => "budget_exceeded",
             ErrorType::RateLimited => "rate_limited",
             ErrorType::NotFound => "not_found",
@@ -45,7 +47,7 @@ impl ErrorType {
             ErrorType::MissingKey | ErrorType::InvalidKey | ErrorType::Unauthorized => {
                 StatusCode::UNAUTHORIZED
             }
-            ErrorType::ModelNotAllowed => StatusCode::FORBIDDEN,
+            ErrorType::ModelNotAllowed | ErrorType::GuardrailBlocked => StatusCode::FORBIDDEN,
             ErrorType::BudgetExceeded => StatusCode::PAYMENT_REQUIRED,
             ErrorType::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             ErrorType::NotFound => StatusCode::NOT_FOUND,

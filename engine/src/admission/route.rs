@@ -17,8 +17,24 @@ pub struct Route<'p, 'r> {
     pub provider_key: Option<&'p ProviderKeyPlan>,
 }
 
+/// Whether the key may ask for `requested` (`provider/model` is allowed when either the whole
+/// string or the bare model is).
+pub fn check_model(plan: &Plan, key: &KeyPlan, requested: &str) -> Result<(), ApiError> {
+    let bare = requested
+        .split_once('/')
+        .filter(|(p, _)| plan.provider_index(p).is_some())
+        .map(|(_, m)| m);
+    if key.models.matches(requested) || bare.is_some_and(|m| key.models.matches(m)) {
+        Ok(())
+    } else {
+        Err(not_allowed(key, requested))
+    }
+}
+
 /// Picks the route for `requested`. `roll` is a uniform random number for weighted choices;
-/// providers in `excluded` (refused by their own limits) are not candidates.
+/// providers in `excluded` (refused by their own limits) are not candidates. `checked`: the
+/// model is already known to be allowed (the request's, checked first, or a routing rule's
+/// target, which policy chose).
 pub fn resolve<'p, 'r>(
     plan: &'p Plan,
     key: &'p KeyPlan,
@@ -26,11 +42,22 @@ pub fn resolve<'p, 'r>(
     roll: u64,
     excluded: &[usize],
 ) -> Result<Route<'p, 'r>, ApiError> {
+    resolve_checked(plan, key, requested, roll, excluded, false)
+}
+
+pub fn resolve_checked<'p, 'r>(
+    plan: &'p Plan,
+    key: &'p KeyPlan,
+    requested: &'r str,
+    roll: u64,
+    excluded: &[usize],
+    checked: bool,
+) -> Result<Route<'p, 'r>, ApiError> {
     // A prefix that names a provider pins the request to it; otherwise the whole string is a
     // model name (e.g. `meta-llama/Llama-3` on an openai_compatible server).
     if let Some((prefix, bare)) = requested.split_once('/') {
         if let Some(p) = plan.provider_index(prefix) {
-            if !(key.models.matches(requested) || key.models.matches(bare)) {
+            if !(checked || key.models.matches(requested) || key.models.matches(bare)) {
                 return Err(not_allowed(key, requested));
             }
             let Some(key_provider) = key.provider_entry(p) else {
@@ -56,7 +83,7 @@ pub fn resolve<'p, 'r>(
             });
         }
     }
-    if !key.models.matches(requested) {
+    if !checked && !key.models.matches(requested) {
         return Err(not_allowed(key, requested));
     }
     let candidates = key

@@ -2,6 +2,7 @@
 
 use super::check_unique;
 use super::limits::LimitRegistry;
+use super::policy::PolicySet;
 use super::providers::matcher;
 use crate::config::{ConfigError, LoadedConfig};
 use crate::plan::{KeyDigest, KeyPlan, KeyProvider, Limits, ModelMatcher, ProviderPlan};
@@ -89,6 +90,7 @@ pub(super) fn compile_keys(
     org: &Organisation,
     providers: &[ProviderPlan],
     provider_by_name: &HashMap<String, usize>,
+    policies: &PolicySet,
     limits: &mut LimitRegistry,
     errors: &mut Vec<ConfigError>,
 ) -> (Vec<KeyPlan>, HashMap<KeyDigest, usize>) {
@@ -228,7 +230,18 @@ pub(super) fn compile_keys(
         if let Some(c) = &customer {
             key_limits.extend(org.customer_limits.get(&**c).into_iter().flatten().cloned());
         }
+        let attrs = crate::policy::KeyAttrs {
+            id: vk.id.as_str().into(),
+            team: vk.team.as_deref().map(Arc::from),
+            customer: customer.clone(),
+            metadata: vk.metadata.clone(),
+        };
+        let (rules, input_guardrails, output_guardrails) = policies.for_key(&attrs);
         plans.push(KeyPlan {
+            attrs,
+            rules,
+            input_guardrails,
+            output_guardrails,
             limits: key_limits,
             id: vk.id.as_str().into(),
             team: vk.team.as_deref().map(Arc::from),

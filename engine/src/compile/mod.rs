@@ -3,6 +3,7 @@
 
 mod keys;
 mod limits;
+mod policy;
 mod providers;
 mod redact;
 
@@ -58,11 +59,18 @@ pub fn compile_with(loaded: &LoadedConfig, store: &MemoryStore) -> Result<Plan, 
         .collect();
 
     let org = keys::Organisation::compile(loaded, &mut limits, &mut errors);
+    let known = policy::Known {
+        keys: cfg.virtual_keys.iter().map(|k| k.id.as_str()).collect(),
+        teams: cfg.teams.iter().map(|t| t.id.as_str()).collect(),
+        customers: cfg.customers.iter().map(|c| c.id.as_str()).collect(),
+    };
+    let policies = policy::compile_policy(loaded, &known, &mut errors);
     let (keys, key_by_digest) = keys::compile_keys(
         loaded,
         &org,
         &providers,
         &provider_by_name,
+        &policies,
         &mut limits,
         &mut errors,
     );
@@ -74,7 +82,16 @@ pub fn compile_with(loaded: &LoadedConfig, store: &MemoryStore) -> Result<Plan, 
             limits: Vec::new(),
         })
         .collect();
+    let anonymous_attrs = crate::policy::KeyAttrs {
+        id: "anonymous".into(),
+        ..Default::default()
+    };
+    let (rules, input_guardrails, output_guardrails) = policies.for_key(&anonymous_attrs);
     let anonymous = KeyPlan {
+        attrs: anonymous_attrs,
+        rules,
+        input_guardrails,
+        output_guardrails,
         id: "anonymous".into(),
         team: None,
         customer: None,
@@ -154,6 +171,8 @@ pub fn compile_with(loaded: &LoadedConfig, store: &MemoryStore) -> Result<Plan, 
         snapshot_file,
         snapshot_interval,
         redis,
+        aliases: policies.aliases,
+        rules: policies.file_order,
     })
 }
 

@@ -3,11 +3,13 @@
 
 mod expand;
 mod load;
+mod policy;
 mod source_map;
 pub mod units;
 
 pub use expand::{expand_vars, MissingVar};
 pub use load::{load_file, load_str, ConfigError, ConfigFormat, LoadedConfig};
+pub use policy::{GuardrailsConfig, RoutingConfig, RuleConfig, TargetConfig};
 pub use source_map::{Position, SourceMap};
 
 use crate::pricing::PriceConfig;
@@ -39,6 +41,10 @@ pub struct Config {
     pub teams: Vec<TeamConfig>,
     #[serde(default)]
     pub virtual_keys: Vec<VirtualKeyConfig>,
+    #[serde(default)]
+    pub routing: RoutingConfig,
+    #[serde(default)]
+    pub guardrails: GuardrailsConfig,
 }
 
 #[derive(Debug, Deserialize, Serialize)]

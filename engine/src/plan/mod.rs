@@ -2,9 +2,11 @@
 //! No I/O, no locks; the whole `Plan` is swapped atomically on reload.
 
 mod models;
+mod policy;
 mod weighted;
 
 pub use models::ModelMatcher;
+pub use policy::{GuardDetect, GuardrailPlan, KeyGuardrail, KeyRule, RulePlan};
 pub use weighted::pick_weighted;
 
 use crate::config::ProviderKind;
@@ -46,6 +48,10 @@ pub struct Plan {
     /// Where the memory state is saved, and how often.
     pub snapshot_file: Option<std::path::PathBuf>,
     pub snapshot_interval: Duration,
+    /// `routing.aliases`: alias → ordered models (primary first).
+    pub aliases: HashMap<String, Vec<Arc<str>>>,
+    /// Every routing rule in file order, for `explain`.
+    pub rules: Vec<Arc<RulePlan>>,
     /// Redis URL and failure policy when counters live in Redis.
     pub redis: Option<(String, crate::config::OnStateError)>,
 }
@@ -126,6 +132,13 @@ pub struct KeyPlan {
     pub providers: Vec<KeyProvider>,
     /// The key's own tier, then its team's, then its customer's.
     pub limits: Limits,
+    /// `key` as CEL sees it.
+    pub attrs: crate::policy::KeyAttrs,
+    /// Routing rules of this key's scopes, in the order they are tried (virtual key, team,
+    /// customer, global; then priority; then file order), conditions folded for this key.
+    pub rules: Vec<KeyRule>,
+    pub input_guardrails: Vec<KeyGuardrail>,
+    pub output_guardrails: Vec<KeyGuardrail>,
     /// `GET /v1/models` for this key, pre-serialized.
     pub models_list: Bytes,
 }

@@ -17,10 +17,12 @@ pub struct Admission<'p, 'r> {
     pub prompt_tokens: u64,
 }
 
+/// `model` is what routing chose (already allowed for this key).
 pub async fn admit<'p, 'r>(
     plan: &'p Plan,
     key: &'p KeyPlan,
     head: &'r RequestHead<'r>,
+    model: &'r str,
     now: i64,
     ledger: Ledger<'_>,
 ) -> Result<Admission<'p, 'r>, ApiError> {
@@ -41,7 +43,7 @@ pub async fn admit<'p, 'r>(
     let roll = fastrand::u64(..);
     let mut excluded: SmallVec<[usize; 4]> = SmallVec::new();
     loop {
-        let route = route::resolve(plan, key, &head.model, roll, &excluded)?;
+        let route = route::resolve_checked(plan, key, model, roll, &excluded, true)?;
         let estimate = Estimate {
             prompt_tokens,
             output_tokens,

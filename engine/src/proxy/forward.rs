@@ -2,9 +2,11 @@
 
 use super::admit::{admit, Admission};
 use super::body::{read_limited, ProxyBody};
+use super::inbound;
 use super::relay::Relay;
 use super::respond::{self, ProxyResponse, REQUEST_ID};
 use super::upstream::{self, SendError};
+use super::view::ProxyView;
 use super::Gateway;
 use crate::admission::auth;
 use crate::admission::estimate::usage_of;
@@ -95,11 +97,20 @@ async fn proxy<'p>(
     let key = auth::authenticate(plan, &parts.headers, now)?;
     let body = read_limited(&parts.headers, body, plan.max_body_bytes).await?;
     let head = super::request::parse_head(&body, endpoint)?;
+    let view = ProxyView::new(
+        &head,
+        &parts.headers,
+        &body,
+        endpoint.as_str(),
+        key,
+        chrono::Utc::now(),
+    );
+    let inbound = inbound::apply(gw, plan, key, &head, &view).await?;
     let Admission {
         route,
         admitted,
         prompt_tokens,
-    } = admit(plan, key, &head, now, gw.ledger(plan)).await?;
+    } = admit(plan, key, &head, &inbound.model, now, gw.ledger(plan)).await?;
     let headroom = admitted.tightest(now);
     if admitted.price.is_none() {
         gw.metrics
@@ -114,7 +125,11 @@ async fn proxy<'p>(
         _ => provider.chat_url.clone(),
     };
     let mut upstream_req = Request::post(uri)
-        .body(Full::new(head.upstream_body(&body, route.model)))
+        .body(Full::new(head.upstream_body(
+            &body,
+            route.model,
+            inbound.redacted_messages.as_deref(),
+        )))
         .map_err(|e| {
             ApiError::new(
                 ErrorType::UpstreamError,
@@ -237,6 +252,10 @@ async fn proxy<'p>(
     insert_str(h, "x-tollgate-model", route.model);
     h.insert("x-tollgate-attempts", HeaderValue::from_static("1"));
     insert_ratelimit_headers(h, headroom);
+    if !inbound.flags.is_empty() {
+        let names: Vec<&str> = inbound.flags.iter().map(|f| &**f).collect();
+        insert_str(h, "x-tollgate-guardrail-flags", &names.join(","));
+    }
     Ok(resp)
 }
 

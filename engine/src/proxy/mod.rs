@@ -5,11 +5,13 @@ mod admit;
 mod body;
 mod data_plane;
 mod forward;
+mod inbound;
 mod relay;
 mod request;
 mod respond;
 mod server;
 mod upstream;
+mod view;
 
 // For the criterion benches of the request path (bench/benches/request_path.rs).
 pub use request::{parse_head, RequestHead};

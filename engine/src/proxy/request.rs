@@ -25,6 +25,9 @@ struct Head<'a> {
     max_tokens: Option<u64>,
     #[serde(default)]
     max_completion_tokens: Option<u64>,
+    /// Tollgate's own field: models to try if the routed one fails.
+    #[serde(default)]
+    fallbacks: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -44,6 +47,9 @@ pub struct RequestHead<'a> {
     pub input: Option<&'a RawValue>,
     /// `max_completion_tokens`, else `max_tokens`.
     pub max_output_tokens: Option<u64>,
+    /// The request's own `fallbacks` (never sent upstream).
+    pub fallbacks: Vec<String>,
+    has_fallbacks_field: bool,
     /// Byte range of the `model` value (quotes included) in the body.
     model_span: Range<usize>,
     stream_options_span: Option<Range<usize>>,
@@ -135,6 +141,8 @@ pub fn parse_head(body: &[u8], endpoint: Endpoint) -> Result<RequestHead<'_>, Ap
         messages: head.messages,
         input: head.input,
         max_output_tokens: head.max_completion_tokens.or(head.max_tokens),
+        has_fallbacks_field: head.fallbacks.is_some(),
+        fallbacks: head.fallbacks.unwrap_or_default(),
     })
 }
 
@@ -144,8 +152,20 @@ impl RequestHead<'_> {
     /// The body to send upstream: `upstream_model` in place of the requested name, and for
     /// streams `stream_options.include_usage: true` so the final chunk carries usage. The
     /// original bytes are reused when nothing changes.
-    pub fn upstream_body(&self, original: &Bytes, upstream_model: &str) -> Bytes {
-        let mut edits: [Option<(Range<usize>, Cow<str>)>; 2] = [None, None];
+    pub fn upstream_body(
+        &self,
+        original: &Bytes,
+        upstream_model: &str,
+        messages: Option<&str>,
+    ) -> Bytes {
+        if self.has_fallbacks_field {
+            return self.rebuilt_body(original, upstream_model, messages);
+        }
+        let mut edits: [Option<(Range<usize>, Cow<str>)>; 3] = [None, None, None];
+        if let (Some(text), Some(raw)) = (messages, self.messages) {
+            let start = raw.get().as_ptr() as usize - original.as_ptr() as usize;
+            edits[2] = Some((start..start + raw.get().len(), text.into()));
+        }
         if upstream_model != self.model {
             let quoted = serde_json::to_string(upstream_model).unwrap_or_default();
             edits[0] = Some((self.model_span.clone(), quoted.into()));
@@ -177,6 +197,34 @@ impl RequestHead<'_> {
         }
         out.extend_from_slice(&original[at..]);
         out.freeze()
+    }
+}
+
+impl RequestHead<'_> {
+    /// The slow path, for bodies carrying `fallbacks`: parse, edit, serialize.
+    fn rebuilt_body(
+        &self,
+        original: &Bytes,
+        upstream_model: &str,
+        messages: Option<&str>,
+    ) -> Bytes {
+        let Ok(serde_json::Value::Object(mut map)) = serde_json::from_slice(original) else {
+            return original.clone();
+        };
+        map.remove("fallbacks");
+        map.insert("model".into(), upstream_model.into());
+        if let Some(m) = messages.and_then(|m| serde_json::from_str(m).ok()) {
+            map.insert("messages".into(), m);
+        }
+        if self.stream && !self.client_wants_usage {
+            let options = map
+                .entry("stream_options")
+                .or_insert_with(|| serde_json::json!({}));
+            if let Some(o) = options.as_object_mut() {
+                o.insert("include_usage".into(), true.into());
+            }
+        }
+        Bytes::from(serde_json::Value::Object(map).to_string())
     }
 }
 

@@ -59,6 +59,10 @@ pub struct Metrics {
     pub overhead: Histogram,
     /// Requests refused by a limit, by (scope kind, limit kind).
     limit_rejections: papaya::HashMap<(&'static str, &'static str), AtomicU64>,
+    /// Guardrail actions by (guardrail, action); names come from the config (bounded).
+    guardrail_actions: papaya::HashMap<(Box<str>, &'static str), AtomicU64>,
+    /// Runtime CEL errors by rule or guardrail name.
+    cel_errors: papaya::HashMap<Box<str>, AtomicU64>,
     /// Requests whose model had no price (they cost $0 against budgets).
     pub unpriced_requests: AtomicU64,
     pub config_reloads_ok: AtomicU64,
@@ -113,6 +117,20 @@ impl Metrics {
             .fetch_add(1, Relaxed);
     }
 
+    pub fn record_guardrail(&self, guardrail: &str, action: &'static str) {
+        self.guardrail_actions
+            .pin()
+            .get_or_insert_with((guardrail.into(), action), || AtomicU64::new(0))
+            .fetch_add(1, Relaxed);
+    }
+
+    pub fn record_cel_error(&self, rule: &str) {
+        self.cel_errors
+            .pin()
+            .get_or_insert_with(rule.into(), || AtomicU64::new(0))
+            .fetch_add(1, Relaxed);
+    }
+
     /// Prometheus text exposition format.
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(8192);
@@ -161,6 +179,42 @@ impl Metrics {
             .collect();
         lines.sort();
         for l in lines {
+            out.push_str(&l);
+            out.push('\n');
+        }
+        out.push_str("# HELP tollgate_guardrail_actions_total Guardrail actions taken.\n");
+        out.push_str("# TYPE tollgate_guardrail_actions_total counter\n");
+        let actions = self.guardrail_actions.pin();
+        let mut lines: Vec<String> = actions
+            .iter()
+            .map(|((g, a), n)| {
+                format!(
+                    "tollgate_guardrail_actions_total{{guardrail=\"{}\",action=\"{a}\"}} {}",
+                    escape(g),
+                    n.load(Relaxed)
+                )
+            })
+            .collect();
+        let cel = self.cel_errors.pin();
+        let mut cel_lines: Vec<String> = cel
+            .iter()
+            .map(|(r, n)| {
+                format!(
+                    "tollgate_cel_errors_total{{rule=\"{}\"}} {}",
+                    escape(r),
+                    n.load(Relaxed)
+                )
+            })
+            .collect();
+        lines.sort();
+        cel_lines.sort();
+        for l in lines {
+            out.push_str(&l);
+            out.push('\n');
+        }
+        out.push_str("# HELP tollgate_cel_errors_total Runtime CEL errors (the condition counted as false).\n");
+        out.push_str("# TYPE tollgate_cel_errors_total counter\n");
+        for l in cel_lines {
             out.push_str(&l);
             out.push('\n');
         }

@@ -12,12 +12,12 @@ fn rewrites_only_the_model_value() {
     let head = parse_head(&body, Endpoint::Chat).unwrap();
     assert!(!head.stream);
     assert_eq!(head.model, "openai/gpt-4o");
-    let out = head.upstream_body(&body, "gpt-4o");
+    let out = head.upstream_body(&body, "gpt-4o", None);
     assert_eq!(
         &out[..],
         &br#"{"messages":[{"role":"user","content":"model \"x\""}], "model" : "gpt-4o","stream":false}"#[..]
     );
-    let same = head.upstream_body(&body, "openai/gpt-4o");
+    let same = head.upstream_body(&body, "openai/gpt-4o", None);
     assert_eq!(
         same.as_ptr(),
         body.as_ptr(),
@@ -30,7 +30,7 @@ fn streams_get_usage_forced_on() {
     let body = Bytes::from_static(br#" {"model":"p/m","stream":true,"messages":[]}"#);
     let head = parse_head(&body, Endpoint::Chat).unwrap();
     assert!(!head.client_wants_usage);
-    let out = head.upstream_body(&body, "m");
+    let out = head.upstream_body(&body, "m", None);
     let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
     assert_eq!(v["stream_options"]["include_usage"], true);
     assert_eq!(v["model"], "m");
@@ -40,7 +40,7 @@ fn streams_get_usage_forced_on() {
     );
     let out = parse_head(&body, Endpoint::Chat)
         .unwrap()
-        .upstream_body(&body, "m");
+        .upstream_body(&body, "m", None);
     let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
     assert_eq!(
         v["stream_options"],
@@ -52,7 +52,7 @@ fn streams_get_usage_forced_on() {
     );
     let head = parse_head(&body, Endpoint::Chat).unwrap();
     assert!(head.client_wants_usage);
-    assert_eq!(head.upstream_body(&body, "m").as_ptr(), body.as_ptr());
+    assert_eq!(head.upstream_body(&body, "m", None).as_ptr(), body.as_ptr());
 }
 
 #[test]
@@ -100,4 +100,26 @@ fn missing_and_mistyped_fields_are_named() {
     assert!(err(r#"{"model":"m"}"#, Endpoint::Embeddings).contains("`input`"));
     assert!(err("[1,2]", Endpoint::Chat).contains("JSON object"));
     assert!(err("", Endpoint::Chat).contains("empty"));
+}
+
+#[test]
+fn fallbacks_never_go_upstream_and_messages_can_be_replaced() {
+    let body = Bytes::from_static(
+        br#"{"model":"a","fallbacks":["b","c"],"messages":[{"role":"user","content":"x"}]}"#,
+    );
+    let head = parse_head(&body, Endpoint::Chat).unwrap();
+    assert_eq!(head.fallbacks, ["b", "c"]);
+    let out = head.upstream_body(&body, "a", Some(r#"[{"role":"user","content":"y"}]"#));
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert!(v.get("fallbacks").is_none());
+    assert_eq!(v["messages"][0]["content"], "y");
+
+    let body =
+        Bytes::from_static(br#"{"model":"a","messages":[{"role":"user","content":"x"}],"n":1}"#);
+    let head = parse_head(&body, Endpoint::Chat).unwrap();
+    let out = head.upstream_body(&body, "a", Some(r#"[{"role":"user","content":"y"}]"#));
+    assert_eq!(
+        &out[..],
+        br#"{"model":"a","messages":[{"role":"user","content":"y"}],"n":1}"#
+    );
 }
