@@ -108,11 +108,10 @@ print("sdk ok")
     assert_eq!(out.trim(), "sdk ok");
 }
 
-#[test]
-fn readme_limits_example_compiles() {
+fn check_readme_config(name: &str) -> String {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("limits.yaml");
-    std::fs::write(&path, readme_example("limits")).unwrap();
+    let path = dir.path().join(format!("{name}.yaml"));
+    std::fs::write(&path, readme_example(name)).unwrap();
     let out = Command::new(tollgate_e2e::bin_path("tollgate"))
         .args(["check", "-c", path.to_str().unwrap()])
         .env("OPENAI_API_KEY", "sk-test")
@@ -125,5 +124,17 @@ fn readme_limits_example_compiles() {
         "{stdout}{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    stdout.into_owned()
+}
+
+#[test]
+fn readme_limits_example_compiles() {
+    let stdout = check_readme_config("limits");
     assert!(stdout.contains("1 providers, 1 virtual keys"), "{stdout}");
+}
+
+#[test]
+fn readme_policy_example_compiles() {
+    let stdout = check_readme_config("policy");
+    assert!(stdout.contains("2 providers, 1 virtual keys"), "{stdout}");
 }

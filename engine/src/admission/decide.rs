@@ -15,6 +15,8 @@ pub struct RouteChoice<'p, 'r> {
     pub model: Cow<'r, str>,
     /// Rule fallbacks, then the request's `fallbacks`, then the alias's other models.
     pub fallbacks: Vec<Cow<'r, str>>,
+    /// The model came from a rule or an alias (the administrator's choice), not the client.
+    pub from_policy: bool,
 }
 
 /// How one rule fared, for `explain` and `tollgate_cel_errors_total`.
@@ -66,17 +68,18 @@ where
         None => (Cow::Borrowed(requested), Vec::new()),
     };
     fallbacks.extend(body_fallbacks.iter().map(|f| Cow::Borrowed(f.as_str())));
-    let model = match plan.aliases.get(&*model) {
+    let (model, aliased) = match plan.aliases.get(&*model) {
         Some(list) => {
             fallbacks.extend(list[1..].iter().map(|m| Cow::Borrowed(&**m)));
-            Cow::Borrowed(&*list[0])
+            (Cow::Borrowed(&*list[0]), true)
         }
-        None => model,
+        None => (model, false),
     };
     fallbacks.retain(|f| *f != model);
     RouteChoice {
         rule: rule_hit,
         model,
         fallbacks,
+        from_policy: rule_hit.is_some() || aliased,
     }
 }

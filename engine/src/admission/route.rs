@@ -60,7 +60,10 @@ pub fn resolve_checked<'p, 'r>(
             if !(checked || key.models.matches(requested) || key.models.matches(bare)) {
                 return Err(not_allowed(key, requested));
             }
-            let Some(key_provider) = key.provider_entry(p) else {
+            let listed = key.provider_entry(p);
+            let Some(key_provider) =
+                listed.or_else(|| checked.then(|| &plan.unlisted_providers[p]))
+            else {
                 return Err(ApiError::new(
                     ErrorType::ModelNotAllowed,
                     format!("virtual key `{}` may not use provider `{prefix}`", key.id),

@@ -104,6 +104,7 @@ pub fn compile_with(loaded: &LoadedConfig, store: &MemoryStore) -> Result<Plan, 
         providers: all_providers,
     };
 
+    let provider_count = providers.len();
     let prices = PriceTable::builtin()
         .with_overrides(&cfg.pricing)
         .unwrap_or_else(|e| {
@@ -171,6 +172,13 @@ pub fn compile_with(loaded: &LoadedConfig, store: &MemoryStore) -> Result<Plan, 
         snapshot_file,
         snapshot_interval,
         redis,
+        unlisted_providers: (0..provider_count)
+            .map(|provider| KeyProvider {
+                provider,
+                weight: 1,
+                limits: Vec::new(),
+            })
+            .collect(),
         aliases: policies.aliases,
         rules: policies.file_order,
     })

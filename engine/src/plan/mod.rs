@@ -48,6 +48,9 @@ pub struct Plan {
     /// Where the memory state is saved, and how often.
     pub snapshot_file: Option<std::path::PathBuf>,
     pub snapshot_interval: Duration,
+    /// One limit-free entry per provider, for routing-rule targets outside a key's
+    /// `providers:` list (rules are the administrator's choice and may name any provider).
+    pub unlisted_providers: Vec<KeyProvider>,
     /// `routing.aliases`: alias → ordered models (primary first).
     pub aliases: HashMap<String, Vec<Arc<str>>>,
     /// Every routing rule in file order, for `explain`.

@@ -17,12 +17,14 @@ pub struct Admission<'p, 'r> {
     pub prompt_tokens: u64,
 }
 
-/// `model` is what routing chose (already allowed for this key).
+/// `model` is what routing chose; `from_policy` when a rule or alias chose it (then the
+/// key's model and provider lists do not restrict it).
 pub async fn admit<'p, 'r>(
     plan: &'p Plan,
     key: &'p KeyPlan,
     head: &'r RequestHead<'r>,
     model: &'r str,
+    from_policy: bool,
     now: i64,
     ledger: Ledger<'_>,
 ) -> Result<Admission<'p, 'r>, ApiError> {
@@ -43,7 +45,7 @@ pub async fn admit<'p, 'r>(
     let roll = fastrand::u64(..);
     let mut excluded: SmallVec<[usize; 4]> = SmallVec::new();
     loop {
-        let route = route::resolve_checked(plan, key, model, roll, &excluded, true)?;
+        let route = route::resolve_checked(plan, key, model, roll, &excluded, from_policy)?;
         let estimate = Estimate {
             prompt_tokens,
             output_tokens,
@@ -71,9 +73,7 @@ pub async fn admit<'p, 'r>(
                 let provider = route.provider_index;
                 let can_drop_out = refusal.provider_tier() && !pinned;
                 let err = refusal.into_error(chrono::Utc::now());
-                if !can_drop_out
-                    || !has_other_candidate(plan, key, &head.model, provider, &excluded)
-                {
+                if !can_drop_out || !has_other_candidate(plan, key, model, provider, &excluded) {
                     return Err(err);
                 }
                 excluded.push(provider);

@@ -110,7 +110,16 @@ async fn proxy<'p>(
         route,
         admitted,
         prompt_tokens,
-    } = admit(plan, key, &head, &inbound.model, now, gw.ledger(plan)).await?;
+    } = admit(
+        plan,
+        key,
+        &head,
+        &inbound.model,
+        inbound.from_policy,
+        now,
+        gw.ledger(plan),
+    )
+    .await?;
     let headroom = admitted.tightest(now);
     if admitted.price.is_none() {
         gw.metrics

@@ -20,6 +20,8 @@ use std::sync::Arc;
 
 pub struct Inbound<'r> {
     pub model: Cow<'r, str>,
+    /// `model` was chosen by a rule or alias and may use any provider.
+    pub from_policy: bool,
     /// The messages after input redaction, when a guardrail changed them.
     pub redacted_messages: Option<String>,
     /// Guardrails that flagged the request (`x-tollgate-guardrail-flags`).
@@ -92,6 +94,7 @@ pub async fn apply<'p: 'r, 'r>(
     );
     Ok(Inbound {
         model: choice.model,
+        from_policy: choice.from_policy,
         redacted_messages,
         flags,
     })
