@@ -13,5 +13,6 @@ pub mod plan;
 pub mod policy;
 pub mod pricing;
 pub mod proxy;
+pub mod reliability;
 pub mod state;
 pub mod telemetry;
