@@ -3,6 +3,7 @@
 use super::admit::{admit, Admission};
 use super::body::{read_limited, ProxyBody};
 use super::inbound;
+use super::outbound::{self, Answerer};
 use super::relay::Relay;
 use super::respond::{self, ProxyResponse, REQUEST_ID};
 use super::upstream::{self, SendError};
@@ -105,7 +106,7 @@ async fn proxy<'p>(
         key,
         chrono::Utc::now(),
     );
-    let inbound = inbound::apply(gw, plan, key, &head, &view).await?;
+    let mut inbound = inbound::apply(gw, plan, key, &head, &view).await?;
     let Admission {
         route,
         admitted,
@@ -194,14 +195,22 @@ async fn proxy<'p>(
     let (up_parts, up_body) = upstream_resp.into_parts();
 
     let relay = head.stream && status.is_success();
+    let by = Answerer {
+        provider: &provider.name,
+        model: route.model,
+    };
     let body = if relay {
         served.upstream_wait = attempt_started.elapsed();
-        ProxyBody::Relay(Box::new(Relay::new(
-            up_body,
-            Some(admitted),
-            prompt_tokens,
-            !head.client_wants_usage,
-        )))
+        let guard = outbound::stream_guard(gw, key, endpoint, &view, by, prompt_tokens);
+        ProxyBody::Relay(Box::new(
+            Relay::new(
+                up_body,
+                Some(admitted),
+                prompt_tokens,
+                !head.client_wants_usage,
+            )
+            .with_rewrite(guard),
+        ))
     } else {
         let collected = tokio::time::timeout_at(
             deadline.into(),
@@ -248,6 +257,9 @@ async fn proxy<'p>(
             )
             .with("attempts", attempt(Some(status.as_u16()), &msg)));
         }
+        let (bytes, flags) =
+            outbound::check_answer(gw, key, endpoint, status, &view, by, bytes).await?;
+        inbound.flags.extend(flags);
         ProxyBody::full(bytes)
     };
     served.model = route.model.to_string();

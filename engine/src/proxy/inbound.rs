@@ -65,7 +65,7 @@ pub async fn apply<'p: 'r, 'r>(
             return Err(blocked(g));
         }
         for g in webhooks {
-            if webhook_flags(gw, g, &head.model, &texts).await {
+            if webhook_flags(gw, g, "input", &head.model, &texts).await {
                 gw.metrics.record_guardrail(&g.name, action_name(g.action));
                 match g.action {
                     Action::Block => return Err(blocked(&g.name)),
@@ -108,7 +108,7 @@ fn blocked(guardrail: &str) -> ApiError {
     .with("guardrail", guardrail.into())
 }
 
-fn action_name(a: Action) -> &'static str {
+pub(super) fn action_name(a: Action) -> &'static str {
     match a {
         Action::Block => "block",
         Action::Redact => "redact",
@@ -116,9 +116,16 @@ fn action_name(a: Action) -> &'static str {
     }
 }
 
-/// Asks a webhook detector: POST `{guardrail, model, texts}`, expects `{"flagged": bool}`.
-/// A timeout, connection error, non-2xx or unreadable answer follows `on_error`.
-async fn webhook_flags(gw: &Gateway, g: &GuardrailPlan, model: &str, texts: &[String]) -> bool {
+/// Asks a webhook detector: POST `{guardrail, stage, model, texts}`, expects
+/// `{"flagged": bool}`. A timeout, connection error, non-2xx or unreadable answer follows
+/// `on_error`. `stage` is `input` or `output` (the outbound check uses this too).
+pub(super) async fn webhook_flags(
+    gw: &Gateway,
+    g: &GuardrailPlan,
+    stage: &str,
+    model: &str,
+    texts: &[String],
+) -> bool {
     let GuardDetect::Webhook {
         url,
         timeout,
@@ -127,7 +134,8 @@ async fn webhook_flags(gw: &Gateway, g: &GuardrailPlan, model: &str, texts: &[St
     else {
         return false;
     };
-    let body = serde_json::json!({"guardrail": &*g.name, "stage": "input", "model": model, "texts": texts});
+    let body =
+        serde_json::json!({"guardrail": &*g.name, "stage": stage, "model": model, "texts": texts});
     let req = http::Request::post(url.clone())
         .header(http::header::CONTENT_TYPE, "application/json")
         .body(Full::new(Bytes::from(body.to_string())));

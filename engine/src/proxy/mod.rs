@@ -6,6 +6,7 @@ mod body;
 mod data_plane;
 mod forward;
 mod inbound;
+mod outbound;
 mod relay;
 mod request;
 mod respond;
@@ -32,7 +33,8 @@ use upstream::UpstreamClient;
 /// Everything a running gateway shares across requests. The plan is swapped whole on reload.
 pub struct Gateway {
     pub plan: ArcSwap<Plan>,
-    pub metrics: Metrics,
+    /// Shared with relayed streams, which count output guardrail actions after the handler returns.
+    pub metrics: Arc<Metrics>,
     /// Usage counters: outside the plan, so a reload keeps them.
     pub state: MemoryStore,
     /// Set when `state.kind: redis`: counters then live there, shared by replicas.
@@ -81,7 +83,7 @@ impl Gateway {
         }
         Ok(Gateway {
             plan: ArcSwap::from_pointee(plan),
-            metrics: Metrics::default(),
+            metrics: Arc::default(),
             state,
             redis,
             upstream: upstream::build_client(),

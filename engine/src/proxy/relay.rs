@@ -1,6 +1,10 @@
 //! Relaying an upstream SSE stream to the client while reading its usage: the final usage
 //! chunk settles the request's reservation; a stream that ends early, breaks, or is dropped
 //! by the client is settled from what was sent so far, never zero.
+//!
+//! With output guardrails, a [`Rewrite`] sees every whole event before the client does (it may
+//! hold text back and change events). Without one, the relay forwards the upstream bytes as
+//! they came: no event is parsed beyond what usage reading needs.
 
 use crate::admission::estimate::{usage_of, Usage};
 use crate::admission::limits::Admitted;
@@ -108,10 +112,63 @@ struct Delta<'a> {
     content: Option<Cow<'a, str>>,
 }
 
+/// Rewrites whole SSE events on their way to the client (output guardrails).
+pub trait Rewrite: Send {
+    /// One upstream event, its blank line included (except a last one the upstream cut off);
+    /// appends what the client gets in its place. `usage` is what the stream reported so far.
+    fn event(&mut self, event: &[u8], usage: Option<Usage>, out: &mut BytesMut);
+    /// The upstream ended, with or without `[DONE]`; called once. Appends anything still owed.
+    fn end(&mut self, usage: Option<Usage>, out: &mut BytesMut);
+}
+
+/// What happens to upstream bytes on their way out: cut into events and scanned, then
+/// rewritten when there is a [`Rewrite`].
+struct Outflow {
+    scanner: EventScanner,
+    rewrite: Option<Box<dyn Rewrite>>,
+}
+
+impl Outflow {
+    /// Upstream bytes in; the bytes to send now, if any.
+    fn push(&mut self, data: impl Buf) -> Option<Bytes> {
+        let events = self.scanner.push(data)?;
+        let Some(rewrite) = self.rewrite.as_deref_mut() else {
+            return Some(events);
+        };
+        let mut out = BytesMut::with_capacity(events.len() + 64);
+        for_each_event(&events, |e| rewrite.event(e, self.scanner.usage, &mut out));
+        (!out.is_empty()).then(|| out.freeze())
+    }
+
+    /// The upstream ended: the rest, if any. Later calls return nothing.
+    fn finish(&mut self) -> Option<Bytes> {
+        let tail = self.scanner.finish();
+        let Some(mut rewrite) = self.rewrite.take() else {
+            return tail;
+        };
+        let mut out = BytesMut::new();
+        if let Some(tail) = tail {
+            for_each_event(&tail, |e| rewrite.event(e, self.scanner.usage, &mut out));
+        }
+        rewrite.end(self.scanner.usage, &mut out);
+        (!out.is_empty()).then(|| out.freeze())
+    }
+}
+
+/// Calls `f` on each event of `events`; the last may lack its blank line.
+fn for_each_event(events: &[u8], mut f: impl FnMut(&[u8])) {
+    let mut at = 0;
+    while at < events.len() {
+        let len = find_first(&events[at..], b"\n\n").map_or(events.len() - at, |i| i + 2);
+        f(&events[at..at + len]);
+        at += len;
+    }
+}
+
 /// The response body of a relayed stream; settles the reservation when it ends or is dropped.
 pub struct Relay {
     inner: Incoming,
-    scanner: EventScanner,
+    flow: Outflow,
     /// Prompt tokens estimated before the call, for settling a stream that reported none.
     prompt_estimate: u64,
     admitted: Option<Admitted>,
@@ -126,19 +183,29 @@ impl Relay {
     ) -> Relay {
         Relay {
             inner,
-            scanner: EventScanner::new(hide_usage_chunk),
+            flow: Outflow {
+                scanner: EventScanner::new(hide_usage_chunk),
+                rewrite: None,
+            },
             prompt_estimate,
             admitted,
         }
     }
 
+    /// Passes every event through `rewrite` (`None`: forward upstream bytes unchanged).
+    pub fn with_rewrite(mut self, rewrite: Option<Box<dyn Rewrite>>) -> Relay {
+        self.flow.rewrite = rewrite;
+        self
+    }
+
     fn settle(&mut self) {
         if let Some(admitted) = self.admitted.take() {
             // Without a usage chunk, ~4 characters per token of what reached the client.
-            let usage = self.scanner.usage.unwrap_or(Usage {
+            let scanner = &self.flow.scanner;
+            let usage = scanner.usage.unwrap_or(Usage {
                 prompt: self.prompt_estimate,
                 cached: 0,
-                completion: self.scanner.content_chars.div_ceil(4),
+                completion: scanner.content_chars.div_ceil(4),
             });
             admitted.settle(Some(usage));
         }
@@ -159,7 +226,7 @@ impl Body for Relay {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
                     Ok(data) => {
-                        if let Some(out) = this.scanner.push(data) {
+                        if let Some(out) = this.flow.push(data) {
                             return Poll::Ready(Some(Ok(Frame::data(out))));
                         }
                     }
@@ -171,7 +238,7 @@ impl Body for Relay {
                 }
                 Poll::Ready(None) => {
                     this.settle();
-                    return Poll::Ready(this.scanner.finish().map(|b| Ok(Frame::data(b))));
+                    return Poll::Ready(this.flow.finish().map(|b| Ok(Frame::data(b))));
                 }
             }
         }
@@ -249,6 +316,70 @@ mod tests {
         assert_eq!(s.usage.map(|u| u.completion), Some(3));
         let mut only = EventScanner::new(true);
         assert_eq!(only.push(USAGE.as_bytes()), None);
+    }
+
+    /// Upper-cases `data:` events and ends with a marker, recording the usage it was shown.
+    struct Upper {
+        seen_usage: std::sync::Arc<std::sync::Mutex<Vec<Option<u64>>>>,
+    }
+
+    impl Rewrite for Upper {
+        fn event(&mut self, event: &[u8], usage: Option<Usage>, out: &mut BytesMut) {
+            if let Ok(mut seen) = self.seen_usage.lock() {
+                seen.push(usage.map(|u| u.completion));
+            }
+            out.extend_from_slice(&event.to_ascii_uppercase());
+        }
+
+        fn end(&mut self, _: Option<Usage>, out: &mut BytesMut) {
+            out.extend_from_slice(b"data: END\n\n");
+        }
+    }
+
+    fn flow(rewrite: Option<Box<dyn Rewrite>>) -> Outflow {
+        Outflow {
+            scanner: EventScanner::new(false),
+            rewrite,
+        }
+    }
+
+    fn run(flow: &mut Outflow, parts: &[&str]) -> String {
+        let mut out = String::new();
+        for p in parts {
+            if let Some(b) = flow.push(p.as_bytes()) {
+                out.push_str(std::str::from_utf8(&b).unwrap());
+            }
+        }
+        while let Some(b) = flow.finish() {
+            out.push_str(std::str::from_utf8(&b).unwrap());
+        }
+        out
+    }
+
+    #[test]
+    fn without_a_rewrite_bytes_pass_unchanged() {
+        let all = format!("{CONTENT}{CONTENT}{USAGE}{DONE}");
+        let (a, b) = all.split_at(41);
+        assert_eq!(run(&mut flow(None), &[a, b]), all);
+    }
+
+    #[test]
+    fn a_rewrite_sees_each_whole_event_then_the_end_once() {
+        let seen = std::sync::Arc::default();
+        let mut f = flow(Some(Box::new(Upper {
+            seen_usage: std::sync::Arc::clone(&seen),
+        })));
+        let all = format!("{CONTENT}{USAGE}{DONE}data: {{\"cut");
+        let (a, b) = all.split_at(30);
+        let out = run(&mut f, &[a, b]);
+        assert_eq!(out, format!("{}data: END\n\n", all.to_ascii_uppercase()));
+        // One call per event, the cut-off tail included; usage as scanned so far.
+        assert_eq!(
+            *seen.lock().unwrap(),
+            vec![Some(3), Some(3), Some(3), Some(3)]
+        );
+        // Nothing after the end, however often the body is polled.
+        assert_eq!(f.finish(), None);
     }
 
     #[test]

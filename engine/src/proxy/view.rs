@@ -5,7 +5,7 @@ use super::request::RequestHead;
 use crate::admission::estimate::chat_prompt_tokens;
 use crate::admission::messages::role_and_text;
 use crate::plan::KeyPlan;
-use crate::policy::{KeyAttrs, RequestView, UsagePct};
+use crate::policy::{KeyAttrs, RequestView, ResponseAttrs, UsagePct};
 use crate::state::LimitKind;
 use chrono::{DateTime, Utc};
 use http::HeaderMap;
@@ -163,5 +163,70 @@ impl RequestView for ProxyView<'_> {
 
     fn now(&self) -> DateTime<Utc> {
         self.now
+    }
+}
+
+/// A request view plus the provider's answer: what output-stage expressions (`when`, `cel`)
+/// see. Every request variable comes from `request` unchanged.
+pub struct WithResponse<'a> {
+    pub request: &'a dyn RequestView,
+    pub response: ResponseAttrs<'a>,
+}
+
+impl RequestView for WithResponse<'_> {
+    fn model(&self) -> &str {
+        self.request.model()
+    }
+
+    fn provider(&self) -> &str {
+        self.request.provider()
+    }
+
+    fn endpoint(&self) -> &str {
+        self.request.endpoint()
+    }
+
+    fn stream(&self) -> bool {
+        self.request.stream()
+    }
+
+    fn header(&self, name: &str) -> Option<&str> {
+        self.request.header(name)
+    }
+
+    fn visit_headers<'s>(&'s self, f: &mut dyn FnMut(&'s str, &'s str)) {
+        self.request.visit_headers(f)
+    }
+
+    fn visit_params<'s>(&'s self, f: &mut dyn FnMut(&'s str, &'s Value)) {
+        self.request.visit_params(f)
+    }
+
+    fn visit_messages<'s>(&'s self, f: &mut dyn FnMut(&'s str, &'s str)) {
+        self.request.visit_messages(f)
+    }
+
+    fn prompt(&self) -> &str {
+        self.request.prompt()
+    }
+
+    fn prompt_tokens(&self) -> i64 {
+        self.request.prompt_tokens()
+    }
+
+    fn key(&self) -> &KeyAttrs {
+        self.request.key()
+    }
+
+    fn usage(&self) -> UsagePct {
+        self.request.usage()
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        self.request.now()
+    }
+
+    fn response(&self) -> Option<ResponseAttrs<'_>> {
+        Some(self.response)
     }
 }

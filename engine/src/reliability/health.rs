@@ -107,12 +107,11 @@ impl Health {
             b.failed.fetch_add(1, Relaxed);
         }
         match self.circuit(policy, now) {
-            Circuit::HalfOpen if ok => {
-                // A few good probes in a row close the circuit; one is luck.
-                if self.probe_successes.fetch_add(1, Relaxed) + 1 >= 3 {
-                    self.close();
-                }
+            // A few good probes in a row close the circuit; one is luck.
+            Circuit::HalfOpen if ok && self.probe_successes.fetch_add(1, Relaxed) + 1 >= 3 => {
+                self.close();
             }
+            Circuit::HalfOpen if ok => {}
             Circuit::HalfOpen => {
                 self.probe_successes.store(0, Relaxed);
                 self.opened_at.store(now.max(1), Relaxed);

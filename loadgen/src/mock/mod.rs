@@ -63,6 +63,10 @@ pub struct MockArgs {
     /// Number of content chunks in a streamed reply.
     #[arg(long, default_value_t = 5)]
     pub stream_chunks: usize,
+    /// Answer this text to every chat/messages/generate request instead of `mock reply 3 4 …`
+    /// (streams cut it into --stream-chunks pieces by characters; token caps are ignored).
+    #[arg(long)]
+    pub reply: Option<String>,
     /// Delay between stream chunks.
     #[arg(long, default_value = "0ms", value_parser = parse_duration)]
     pub chunk_delay: Duration,
@@ -155,7 +159,10 @@ impl MockArgs {
                 first_byte_delay: self.first_byte_delay,
                 fail_keys,
             },
-            replies: Replies::new(self.stream_chunks),
+            replies: match &self.reply {
+                Some(text) => Replies::new(self.stream_chunks).with_fixed(text),
+                None => Replies::new(self.stream_chunks),
+            },
             recorder: Recorder::new(self.record),
             next_id: AtomicU64::new(1),
             timer: PreciseTimer::start().context("starting the timer thread")?,

@@ -4,6 +4,10 @@
 //! last number is the word count (= completion tokens) and a reply is recognisable in any log.
 //! Replies for every possible length are pre-rendered, already JSON-escaped and already cut into
 //! stream pieces, so answering a request only copies bytes.
+//!
+//! `--reply TEXT` replaces that text with a fixed one (say, one containing an email address, to
+//! test output guardrails): it is cut into stream pieces by characters, not words, so a word can
+//! span pieces, and it ignores token caps.
 
 /// Replies are at least this long unless the request caps tokens lower.
 const DEFAULT_WORDS: usize = 10;
@@ -29,6 +33,8 @@ pub struct Replies {
     pub tool_pieces_json: Vec<String>,
     /// Tool call arguments as a JSON string literal (OpenAI sends arguments as a string).
     pub tool_arguments_json: String,
+    /// `--reply TEXT`: sent whatever the request asks.
+    fixed: Option<Reply>,
 }
 
 fn json_str(s: &str) -> String {
@@ -40,6 +46,18 @@ fn json_str(s: &str) -> String {
 fn split_even<T>(items: &[T], n: usize) -> impl Iterator<Item = &[T]> {
     let len = items.len();
     (0..n).map(move |i| &items[i * len / n..(i + 1) * len / n])
+}
+
+/// A fixed text cut into `chunks` pieces of (nearly) equal character counts.
+fn render_fixed(text: &str, chunks: usize) -> Reply {
+    let chars: Vec<char> = text.chars().collect();
+    Reply {
+        words: text.split_whitespace().count().max(1) as u64,
+        json: json_str(text),
+        pieces_json: split_even(&chars, chunks)
+            .map(|group| json_str(&group.iter().collect::<String>()))
+            .collect(),
+    }
 }
 
 fn render(words: usize, chunks: usize) -> Reply {
@@ -87,11 +105,23 @@ impl Replies {
             by_words,
             tool_pieces_json,
             tool_arguments_json: json_str(TOOL_ARGUMENTS),
+            fixed: None,
         }
+    }
+
+    /// Answers `text` to every request instead of `mock reply 3 4 …`, cut into as many stream
+    /// pieces as the numbered reply would be.
+    pub fn with_fixed(mut self, text: &str) -> Self {
+        let chunks = self.by_words[MIN_WORDS].pieces_json.len();
+        self.fixed = Some(render_fixed(text, chunks));
+        self
     }
 
     /// The reply for a request, honouring its output token cap when it has one.
     pub fn for_cap(&self, max_tokens: Option<u64>) -> &Reply {
+        if let Some(fixed) = &self.fixed {
+            return fixed;
+        }
         let max_words = self.by_words.len() - 1;
         let words = match max_tokens {
             Some(cap) => (cap.min(max_words as u64) as usize).max(MIN_WORDS),
@@ -175,5 +205,28 @@ mod tests {
         assert_eq!(r.for_cap(Some(4)).words, 4);
         assert_eq!(r.for_cap(Some(99)).words, 10);
         assert_eq!(Replies::new(20).for_cap(None).words, 20);
+    }
+
+    #[test]
+    fn fixed_reply_is_cut_by_characters_and_ignores_caps() {
+        let text = "write to jane.doe@example.com é";
+        let r = Replies::new(2).with_fixed(text);
+        let reply = r.for_cap(Some(1));
+        assert_eq!(serde_json::from_str::<String>(&reply.json).unwrap(), text);
+        assert_eq!(reply.words, 4);
+        assert_eq!(
+            unquote(&reply.pieces_json[..1]),
+            "write to jane.d",
+            "the address spans both pieces"
+        );
+        assert_eq!(unquote(&reply.pieces_json), text);
+        assert_eq!(
+            Replies::new(5)
+                .with_fixed("")
+                .for_cap(None)
+                .pieces_json
+                .len(),
+            5
+        );
     }
 }
