@@ -18,6 +18,7 @@ cargo build --workspace --bins --locked
 cargo clippy --workspace --all-targets --locked -- -D warnings
 target/debug/tollgate check -c policies/tollgate.yaml
 target/debug/tollgate check -c policies/quickstart.yaml
+target/debug/tollgate test policies/tests
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 cargo test --workspace --locked 2>&1 | tee "$log"

@@ -31,6 +31,32 @@ enum Command {
         #[arg(short, long)]
         config: Option<PathBuf>,
     },
+    /// Run policy test cases against the compiled plan, with no network; exit 1 on failure.
+    Test {
+        /// Case files, or directories of them.
+        #[arg(default_value = tollgate::cli::policy_test::DEFAULT_PATH)]
+        paths: Vec<PathBuf>,
+    },
+    /// Print the decision trace for one request: key, model, guardrails, rules, route, limits.
+    Explain {
+        #[arg(short, long)]
+        config: Option<PathBuf>,
+        /// The request body (OpenAI chat completions JSON); `-` reads standard input.
+        #[arg(long)]
+        request: PathBuf,
+        /// Virtual key id (no secret); required unless `auth.required: false`.
+        #[arg(long)]
+        key: Option<String>,
+        /// A request header, `-H 'x-tier: premium'`; repeatable.
+        #[arg(short = 'H', long = "header")]
+        headers: Vec<String>,
+        /// Print the trace as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Decide against the usage in this state snapshot file.
+        #[arg(long)]
+        state: Option<PathBuf>,
+    },
 }
 
 fn config_path(flag: Option<PathBuf>) -> PathBuf {
@@ -43,6 +69,22 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Check { config } => check(&config_path(config)),
         Command::Serve { config } => run_server(config_path(config)),
+        Command::Test { paths } => tollgate::cli::policy_test::run(&paths),
+        Command::Explain {
+            config,
+            request,
+            key,
+            headers,
+            json,
+            state,
+        } => tollgate::cli::explain::run(&tollgate::cli::ExplainArgs {
+            config: config_path(config),
+            request,
+            key,
+            headers,
+            json,
+            state,
+        }),
     }
 }
 

@@ -6,7 +6,7 @@ use tollgate_e2e::{get, post_json, post_raw, Gateway, Mock};
 
 fn config(mock: &Mock, keys: &str) -> String {
     format!(
-        "server: {{listen: 127.0.0.1:0, admin_listen: 127.0.0.1:0, admin_token: adm-token}}
+        "server: {{listen: 127.0.0.1:0, admin_listen: 127.0.0.1:0, admin_token: adm-token, watch_config: false}}
 providers:
   - {{name: mock, kind: openai_compatible, base_url: {}, keys: [{{key: sk-hidden-provider}}]}}
 virtual_keys:

@@ -58,6 +58,13 @@ pub fn authenticate<'p>(
         };
     };
     let key = &plan.keys[idx];
+    check_usable(key, now_unix)?;
+    Ok(key)
+}
+
+/// A known key may still be refused: disabled, or past `expires_at`. Shared with
+/// `tollgate test` and `explain`, which name keys by id instead of presenting a secret.
+pub fn check_usable(key: &KeyPlan, now_unix: i64) -> Result<(), ApiError> {
     if key.disabled {
         return Err(ApiError::new(
             ErrorType::InvalidKey,
@@ -75,7 +82,7 @@ pub fn authenticate<'p>(
             ));
         }
     }
-    Ok(key)
+    Ok(())
 }
 
 #[cfg(test)]

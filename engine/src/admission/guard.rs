@@ -5,7 +5,7 @@
 use crate::guardrails::config::Action;
 use crate::guardrails::redact;
 use crate::plan::{GuardDetect, GuardrailPlan, KeyGuardrail};
-use crate::policy::RequestView;
+use crate::policy::{EvalError, RequestView};
 use std::sync::Arc;
 
 #[derive(Debug, Default)]
@@ -29,6 +29,21 @@ impl GuardReport {
     }
 }
 
+/// How one guardrail fared, for `tollgate explain` and `tollgate test`.
+#[derive(Debug)]
+pub enum GuardStep<'e> {
+    /// Its `when` was false for this request.
+    WhenFalse,
+    /// Its `when` or its `cel` detector failed at run time: treated as not applying.
+    CelError(&'e EvalError),
+    /// Not drawn by `sample_rate`.
+    NotSampled,
+    /// A webhook detector: handed back to the caller, who does the I/O.
+    Webhook,
+    /// Its detector ran; `detected` says whether it found something (then its action applied).
+    Checked { detected: bool },
+}
+
 /// Runs `guardrails` over `texts` (rewritten in place by redactions). `sample` draws a
 /// uniform number in [0, 1) for `sample_rate`. Webhook guardrails that apply are pushed to
 /// `webhooks` for the caller to run.
@@ -39,32 +54,55 @@ pub fn check<'p>(
     sample: &mut dyn FnMut() -> f64,
     webhooks: &mut Vec<&'p GuardrailPlan>,
 ) -> GuardReport {
+    check_traced(guardrails, view, texts, sample, webhooks, |_, _| {})
+}
+
+/// [`check`], reporting each guardrail's step to `trace`. Generic so that the no-op tracer
+/// of the request path compiles away.
+pub fn check_traced<'p, T>(
+    guardrails: &'p [KeyGuardrail],
+    view: &dyn RequestView,
+    texts: &mut [String],
+    sample: &mut dyn FnMut() -> f64,
+    webhooks: &mut Vec<&'p GuardrailPlan>,
+    mut trace: T,
+) -> GuardReport
+where
+    T: FnMut(&'p GuardrailPlan, GuardStep<'_>),
+{
     let mut report = GuardReport::default();
     for kg in guardrails {
         let g = &*kg.guardrail;
         if let Some(when) = &kg.when {
             match when.eval_view(view) {
                 Ok(true) => {}
-                Ok(false) => continue,
-                Err(_) => {
+                Ok(false) => {
+                    trace(g, GuardStep::WhenFalse);
+                    continue;
+                }
+                Err(e) => {
+                    trace(g, GuardStep::CelError(&e));
                     report.cel_errors.push(g.name.clone());
                     continue;
                 }
             }
         }
         if g.sample_rate < 1.0 && sample() >= g.sample_rate {
+            trace(g, GuardStep::NotSampled);
             continue;
         }
         let hit = match &g.detect {
             GuardDetect::Webhook { .. } => {
+                trace(g, GuardStep::Webhook);
                 webhooks.push(g);
-                false
+                continue;
             }
             GuardDetect::Cel(expr) => match expr.eval_view(view) {
                 Ok(b) => b,
-                Err(_) => {
+                Err(e) => {
+                    trace(g, GuardStep::CelError(&e));
                     report.cel_errors.push(g.name.clone());
-                    false
+                    continue;
                 }
             },
             GuardDetect::Text(d) => match g.action {
@@ -82,6 +120,7 @@ pub fn check<'p>(
                 _ => texts.iter().any(|t| d.is_match(t)),
             },
         };
+        trace(g, GuardStep::Checked { detected: hit });
         if !hit {
             continue;
         }

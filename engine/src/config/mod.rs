@@ -60,6 +60,10 @@ pub struct ServerConfig {
     /// to loopback by default).
     #[serde(default, serialize_with = "redact_opt")]
     pub admin_token: Option<String>,
+    /// Reload when the config file changes (on by default; SIGHUP and POST /admin/reload
+    /// work either way). Read at start.
+    #[serde(default = "yes")]
+    pub watch_config: bool,
 }
 
 impl Default for ServerConfig {
@@ -69,6 +73,7 @@ impl Default for ServerConfig {
             admin_listen: default_admin_listen(),
             max_body_bytes: default_max_body(),
             admin_token: None,
+            watch_config: true,
         }
     }
 }

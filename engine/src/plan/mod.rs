@@ -30,6 +30,8 @@ pub struct Plan {
     /// SHA-256 of the admin bearer token, compared in constant time.
     pub admin_token_digest: Option<KeyDigest>,
     pub auth_required: bool,
+    /// Reload on config file change (taken at start).
+    pub watch_config: bool,
     pub providers: Vec<ProviderPlan>,
     pub(crate) provider_by_name: HashMap<String, usize>,
     pub(crate) key_by_digest: HashMap<KeyDigest, usize>,

@@ -13,6 +13,7 @@ mod respond;
 mod server;
 mod upstream;
 mod view;
+mod watch;
 
 // For the criterion benches of the request path (bench/benches/request_path.rs).
 pub use request::{parse_head, RequestHead};
@@ -151,6 +152,9 @@ pub async fn serve(gw: Arc<Gateway>) -> anyhow::Result<()> {
     };
     let data = server::bind(listen, "data plane").await?;
     let admin = server::bind(admin_listen, "admin listener").await?;
+    if gw.plan.load().watch_config {
+        watch::spawn(gw.clone());
+    }
     println!(
         "tollgate data plane listening on http://{}",
         data.local_addr()?
