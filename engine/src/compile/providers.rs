@@ -4,6 +4,7 @@ use super::check_unique;
 use super::limits::LimitRegistry;
 use crate::config::{ConfigError, LoadedConfig, ProviderKind};
 use crate::plan::{ModelMatcher, ProviderKeyPlan, ProviderPlan};
+use crate::reliability::backoff::RetryPolicy;
 use http::{HeaderValue, Uri};
 use std::time::Duration;
 
@@ -116,7 +117,20 @@ pub(super) fn compile_providers(
             p.budget.as_ref(),
             errors,
         );
+        let defaults = RetryPolicy::default();
+        let retries = p.retries.as_ref().map_or(defaults, |r| RetryPolicy {
+            max: r.max.unwrap_or(defaults.max),
+            backoff: r.backoff.map_or(defaults.backoff, |d| d.0),
+            max_backoff: r.max_backoff.map_or(defaults.max_backoff, |d| d.0),
+        });
+        if retries.max > 10 {
+            errors.push(loaded.error_at(
+                &at("retries.max"),
+                "retries.max above 10 would hold a request for minutes; use fallbacks",
+            ));
+        }
         out.push(ProviderPlan {
+            retries,
             limits: tier,
             pricing_name: kind_name(p.kind),
             name: p.name.as_str().into(),

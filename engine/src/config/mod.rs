@@ -130,6 +130,9 @@ pub struct ProviderConfig {
     pub models: Option<Vec<String>>,
     #[serde(default)]
     pub timeout: Option<DurationStr>,
+    /// `retries: {max: 2, backoff: 200ms, max_backoff: 5s}`; omitted: those defaults.
+    #[serde(default)]
+    pub retries: Option<RetriesConfig>,
     /// The global provider tier: shared by every key that routes here.
     #[serde(default)]
     pub rate_limit: Option<RateLimitConfig>,
@@ -216,6 +219,17 @@ pub struct KeyProviderConfig {
     pub rate_limit: Option<RateLimitConfig>,
     #[serde(default)]
     pub budget: Option<BudgetConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetriesConfig {
+    #[serde(default)]
+    pub max: Option<u32>,
+    #[serde(default)]
+    pub backoff: Option<DurationStr>,
+    #[serde(default)]
+    pub max_backoff: Option<DurationStr>,
 }
 
 /// `rate_limit: {requests: {limit, window}, tokens: {limit, window}, concurrent: N}`

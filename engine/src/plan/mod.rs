@@ -97,6 +97,7 @@ pub struct ProviderPlan {
     pub keys: Vec<ProviderKeyPlan>,
     pub models: ModelMatcher,
     pub timeout: Duration,
+    pub retries: crate::reliability::backoff::RetryPolicy,
     /// The global tier of this provider.
     pub limits: Limits,
     /// Name the built-in price table knows this provider by (`openai` for kind openai).

@@ -1,19 +1,19 @@
 //! The OpenAI-compatible proxy path: authenticate, parse, route, forward, relay.
 
 use super::admit::{admit, Admission};
+use super::attempt::{send_with_retries, Attempts};
 use super::body::{read_limited, ProxyBody};
 use super::inbound;
 use super::outbound::{self, Answerer};
 use super::relay::Relay;
 use super::respond::{self, ProxyResponse, REQUEST_ID};
-use super::upstream::{self, SendError};
 use super::view::ProxyView;
 use super::Gateway;
 use crate::admission::auth;
 use crate::admission::estimate::usage_of;
 use crate::admission::limits::Headroom;
 use crate::error::{ApiError, ErrorType};
-use crate::plan::{Plan, ProviderPlan};
+use crate::plan::{Plan, ProviderKeyPlan, ProviderPlan};
 use crate::telemetry::{Endpoint, RequestOutcome};
 use bytes::Bytes;
 use http::header::{self, HeaderName};
@@ -134,62 +134,65 @@ async fn proxy<'p>(
         Endpoint::Embeddings => provider.embeddings_url.clone(),
         _ => provider.chat_url.clone(),
     };
-    let mut upstream_req = Request::post(uri)
-        .body(Full::new(head.upstream_body(
-            &body,
-            route.model,
-            inbound.redacted_messages.as_deref(),
-        )))
-        .map_err(|e| {
-            ApiError::new(
-                ErrorType::UpstreamError,
-                format!("cannot build upstream request: {e}"),
-            )
-        })?;
-    let headers = upstream_req.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    for name in &FORWARDED_REQUEST_HEADERS {
-        if let Some(v) = parts.headers.get(name) {
-            headers.insert(name.clone(), v.clone());
+    let upstream_body =
+        head.upstream_body(&body, route.model, inbound.redacted_messages.as_deref());
+    let build = |key: Option<&ProviderKeyPlan>| {
+        let mut req = Request::post(uri.clone())
+            .body(Full::new(upstream_body.clone()))
+            .ok()?;
+        let headers = req.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        for name in &FORWARDED_REQUEST_HEADERS {
+            if let Some(v) = parts.headers.get(name) {
+                headers.insert(name.clone(), v.clone());
+            }
         }
-    }
-    if let Some(k) = route.provider_key {
-        headers.insert(header::AUTHORIZATION, k.authorization.clone());
-    }
-
-    let attempt_started = Instant::now();
+        if let Some(k) = key {
+            headers.insert(header::AUTHORIZATION, k.authorization.clone());
+        }
+        Some(req)
+    };
+    let mut attempts = Attempts::default();
+    let first_sent = Instant::now();
+    let sent = send_with_retries(
+        &gw.upstream,
+        provider,
+        route.model,
+        route.provider_key,
+        &build,
+        &mut attempts,
+        &|| gw.metrics.record_retry(&provider.name),
+    )
+    .await;
+    let (upstream_resp, attempt_started, answer_key) = match sent {
+        Ok(answer) => answer,
+        Err(exhausted) => {
+            admitted.settle(None);
+            served.upstream_wait = first_sent.elapsed();
+            let kind = if exhausted.timed_out {
+                ErrorType::UpstreamTimeout
+            } else {
+                ErrorType::UpstreamError
+            };
+            return Err(ApiError::new(kind, exhausted.last_error)
+                .with("attempts", serde_json::Value::Array(attempts.0)));
+        }
+    };
     let deadline = attempt_started + provider.timeout;
-    let sent = upstream::send(&gw.upstream, upstream_req, provider.timeout).await;
-    let key_name = route.provider_key.map_or("", |k| &*k.name);
     let attempt = |status: Option<u16>, error: &str| {
-        serde_json::json!([{
+        let mut all = attempts.0.clone();
+        all.push(serde_json::json!({
             "provider": &*provider.name,
             "model": route.model,
-            "key": key_name,
+            "key": answer_key.as_deref().unwrap_or(""),
             "status": status,
             "error": error,
             "duration_ms": attempt_started.elapsed().as_millis() as u64,
-        }])
-    };
-    let upstream_resp = match sent {
-        Ok(r) => r,
-        Err(SendError::Timeout) => {
-            admitted.settle(None);
-            served.upstream_wait = attempt_started.elapsed();
-            return Err(timeout_error(provider, attempt(None, "timeout")));
-        }
-        Err(SendError::Failed(msg)) => {
-            admitted.settle(None);
-            served.upstream_wait = attempt_started.elapsed();
-            return Err(ApiError::new(
-                ErrorType::UpstreamError,
-                format!("provider `{}` failed: {msg}", provider.name),
-            )
-            .with("attempts", attempt(None, &msg)));
-        }
+        }));
+        serde_json::Value::Array(all)
     };
     let status = upstream_resp.status();
     let (up_parts, up_body) = upstream_resp.into_parts();
@@ -200,7 +203,7 @@ async fn proxy<'p>(
         model: route.model,
     };
     let body = if relay {
-        served.upstream_wait = attempt_started.elapsed();
+        served.upstream_wait = first_sent.elapsed();
         let guard = outbound::stream_guard(gw, key, endpoint, &view, by, prompt_tokens);
         ProxyBody::Relay(Box::new(
             Relay::new(
@@ -217,7 +220,7 @@ async fn proxy<'p>(
             http_body_util::Limited::new(up_body, MAX_UPSTREAM_BODY).collect(),
         )
         .await;
-        served.upstream_wait = attempt_started.elapsed();
+        served.upstream_wait = first_sent.elapsed();
         let bytes = match collected {
             Err(_) => {
                 // The provider produced (and likely billed) part of an answer: charge the
@@ -271,7 +274,10 @@ async fn proxy<'p>(
     h.insert(REQUEST_ID, request_id.clone());
     insert_str(h, "x-tollgate-provider", &provider.name);
     insert_str(h, "x-tollgate-model", route.model);
-    h.insert("x-tollgate-attempts", HeaderValue::from_static("1"));
+    h.insert(
+        "x-tollgate-attempts",
+        HeaderValue::from(attempts.count() + 1),
+    );
     insert_ratelimit_headers(h, headroom);
     if !inbound.flags.is_empty() {
         let names: Vec<&str> = inbound.flags.iter().map(|f| &**f).collect();
@@ -320,7 +326,7 @@ fn timeout_error(provider: &ProviderPlan, attempts: serde_json::Value) -> ApiErr
 }
 
 /// The provider's own error message when it sent one in the OpenAI shape, else the body start.
-fn upstream_error_message(body: &Bytes) -> String {
+pub(super) fn upstream_error_message(body: &Bytes) -> String {
     let parsed: Option<serde_json::Value> = serde_json::from_slice(body).ok();
     if let Some(msg) = parsed
         .as_ref()

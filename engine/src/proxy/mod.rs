@@ -2,6 +2,7 @@
 
 mod admin;
 mod admit;
+mod attempt;
 mod body;
 mod data_plane;
 mod forward;

@@ -61,6 +61,8 @@ pub struct Metrics {
     limit_rejections: papaya::HashMap<(&'static str, &'static str), AtomicU64>,
     /// Guardrail actions by (guardrail, action); names come from the config (bounded).
     guardrail_actions: papaya::HashMap<(Box<str>, &'static str), AtomicU64>,
+    /// Retries by provider name (names come from the config: bounded).
+    retries: papaya::HashMap<Box<str>, AtomicU64>,
     /// Runtime CEL errors by rule or guardrail name.
     cel_errors: papaya::HashMap<Box<str>, AtomicU64>,
     /// Requests whose model had no price (they cost $0 against budgets).
@@ -121,6 +123,13 @@ impl Metrics {
         self.guardrail_actions
             .pin()
             .get_or_insert_with((guardrail.into(), action), || AtomicU64::new(0))
+            .fetch_add(1, Relaxed);
+    }
+
+    pub fn record_retry(&self, provider: &str) {
+        self.retries
+            .pin()
+            .get_or_insert_with(provider.into(), || AtomicU64::new(0))
             .fetch_add(1, Relaxed);
     }
 
@@ -215,6 +224,24 @@ impl Metrics {
         out.push_str("# HELP tollgate_cel_errors_total Runtime CEL errors (the condition counted as false).\n");
         out.push_str("# TYPE tollgate_cel_errors_total counter\n");
         for l in cel_lines {
+            out.push_str(&l);
+            out.push('\n');
+        }
+        out.push_str("# HELP tollgate_retries_total Upstream attempts retried, by provider.\n");
+        out.push_str("# TYPE tollgate_retries_total counter\n");
+        let retries = self.retries.pin();
+        let mut retry_lines: Vec<String> = retries
+            .iter()
+            .map(|(p, n)| {
+                format!(
+                    "tollgate_retries_total{{provider=\"{}\"}} {}",
+                    escape(p),
+                    n.load(Relaxed)
+                )
+            })
+            .collect();
+        retry_lines.sort();
+        for l in retry_lines {
             out.push_str(&l);
             out.push('\n');
         }

@@ -57,7 +57,11 @@ pub struct MockArgs {
     /// Probability (0..=1) of answering --fail-status instead of a normal reply.
     #[arg(long, default_value_t = 0.0)]
     pub fail_rate: f64,
-    /// Status used by --fail-rate (429 also sends `retry-after: 1`).
+    /// Fail the first N chat/messages/generate requests with --fail-status, then answer
+    /// normally: a deterministic "fails, then recovers" upstream for retry tests.
+    #[arg(long, default_value_t = 0)]
+    pub fail_first: u64,
+    /// Status used by --fail-rate and --fail-first (429 also sends `retry-after: 1`).
     #[arg(long, default_value = "500", value_parser = parse_status_arg)]
     pub fail_status: u16,
     /// Number of content chunks in a streamed reply.
@@ -107,6 +111,8 @@ pub struct Config {
     pub jitter: Duration,
     pub fail_rate: f64,
     pub fail_status: u16,
+    /// Requests still to fail under --fail-first.
+    pub fail_first: AtomicU64,
     pub chunk_delay: Duration,
     pub fault: Fault,
     pub first_byte_delay: Duration,
@@ -154,6 +160,7 @@ impl MockArgs {
                 jitter: self.jitter,
                 fail_rate: self.fail_rate,
                 fail_status: self.fail_status,
+                fail_first: AtomicU64::new(self.fail_first),
                 chunk_delay: self.chunk_delay,
                 fault,
                 first_byte_delay: self.first_byte_delay,

@@ -126,6 +126,12 @@ pub async fn handle(
     };
     let response = if let Fault::Status(code) = fault {
         error(format, code, "mock fault")
+    } else if config
+        .fail_first
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+        .is_ok()
+    {
+        error(format, config.fail_status, "mock failure (--fail-first)")
     } else if config.fail_rate > 0.0
         // A request that names its fault gets exactly that fault, so tests can send clean
         // requests (`x-mock-fault: none`) to a mock that fails randomly.

@@ -1,0 +1,155 @@
+//! One provider's attempts at a request: send, and on a connection error, timeout, 5xx, 408 or
+//! 429 wait (backoff with jitter, or the provider's `retry-after`) and try again, up to
+//! `retries.max` times. A 429, 401 or 403 moves to the provider's next key first: the key, not
+//! the provider, is what is limited or refused.
+
+use super::upstream::{self, SendError, UpstreamClient};
+use crate::plan::{ProviderKeyPlan, ProviderPlan};
+use crate::reliability::backoff::parse_retry_after;
+use bytes::Bytes;
+use http::{Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use std::time::{Duration, Instant};
+
+/// Every attempt, as the 502 body lists them (never the key itself, only its name).
+#[derive(Default)]
+pub struct Attempts(pub Vec<serde_json::Value>);
+
+impl Attempts {
+    fn push(
+        &mut self,
+        p: &ProviderPlan,
+        model: &str,
+        key: Option<&ProviderKeyPlan>,
+        status: Option<u16>,
+        error: &str,
+        took: Duration,
+    ) {
+        self.0.push(serde_json::json!({
+            "provider": &*p.name,
+            "model": model,
+            "key": key.map_or("", |k| &*k.name),
+            "status": status,
+            "error": error,
+            "duration_ms": took.as_millis() as u64,
+        }));
+    }
+
+    pub fn count(&self) -> usize {
+        self.0.len()
+    }
+}
+
+/// Every attempt failed; `timed_out` when the last one did so by timing out.
+pub struct Exhausted {
+    pub timed_out: bool,
+    pub last_error: String,
+}
+
+/// Makes the upstream request for one provider key (`None`: a provider without keys).
+pub type BuildRequest<'a> =
+    dyn Fn(Option<&ProviderKeyPlan>) -> Option<Request<Full<Bytes>>> + Sync + 'a;
+
+/// Statuses worth another try: the provider (or this key) could not serve right now.
+pub fn is_retryable(status: StatusCode) -> bool {
+    status.is_server_error() || matches!(status.as_u16(), 408 | 429 | 401 | 403)
+}
+
+fn rotates_key(status: StatusCode) -> bool {
+    matches!(status.as_u16(), 429 | 401 | 403)
+}
+
+/// Tries `provider` with the keys that serve `model`, starting at `first_key`. `build` makes
+/// the request for a given key. On success: the response, when its attempt started, and the
+/// name of the key that got it.
+pub async fn send_with_retries(
+    client: &UpstreamClient,
+    provider: &ProviderPlan,
+    model: &str,
+    first_key: Option<&ProviderKeyPlan>,
+    build: &BuildRequest<'_>,
+    attempts: &mut Attempts,
+    on_retry: &(dyn Fn() + Sync),
+) -> Result<(http::Response<Incoming>, Instant, Option<String>), Exhausted> {
+    let keys: Vec<&ProviderKeyPlan> = provider.keys.iter().filter(|k| k.serves(model)).collect();
+    let mut key_at = first_key
+        .and_then(|k| keys.iter().position(|x| std::ptr::eq(*x, k)))
+        .unwrap_or(0);
+    let mut last = Exhausted {
+        timed_out: false,
+        last_error: String::new(),
+    };
+    for attempt in 0..=provider.retries.max {
+        let key = keys.get(key_at).copied();
+        let Some(req) = build(key) else { break };
+        let started = Instant::now();
+        let mut retry_after = None;
+        match upstream::send(client, req, provider.timeout).await {
+            Ok(resp) if !is_retryable(resp.status()) => {
+                return Ok((resp, started, key.map(|k| k.name.to_string())));
+            }
+            Ok(resp) => {
+                let status = resp.status();
+                retry_after = resp
+                    .headers()
+                    .get(http::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(parse_retry_after);
+                let body = tokio::time::timeout(provider.timeout, resp.into_body().collect()).await;
+                let msg = body
+                    .ok()
+                    .and_then(Result::ok)
+                    .map(|b| super::forward::upstream_error_message(&b.to_bytes()))
+                    .unwrap_or_default();
+                attempts.push(
+                    provider,
+                    model,
+                    key,
+                    Some(status.as_u16()),
+                    &msg,
+                    started.elapsed(),
+                );
+                last = Exhausted {
+                    timed_out: false,
+                    last_error: format!(
+                        "provider `{}` answered {}: {msg}",
+                        provider.name,
+                        status.as_u16()
+                    ),
+                };
+                if rotates_key(status) && !keys.is_empty() {
+                    key_at = (key_at + 1) % keys.len();
+                }
+            }
+            Err(SendError::Timeout) => {
+                attempts.push(provider, model, key, None, "timeout", started.elapsed());
+                last = Exhausted {
+                    timed_out: true,
+                    last_error: format!(
+                        "provider `{}` did not answer within {} ms",
+                        provider.name,
+                        provider.timeout.as_millis()
+                    ),
+                };
+            }
+            Err(SendError::Failed(msg)) => {
+                attempts.push(provider, model, key, None, &msg, started.elapsed());
+                last = Exhausted {
+                    timed_out: false,
+                    last_error: format!("provider `{}` failed: {msg}", provider.name),
+                };
+            }
+        }
+        if attempt < provider.retries.max {
+            on_retry();
+            tokio::time::sleep(
+                provider
+                    .retries
+                    .delay(attempt + 1, fastrand::f64(), retry_after),
+            )
+            .await;
+        }
+    }
+    Err(last)
+}
