@@ -106,3 +106,105 @@ fn client_errors_are_not_retried() {
     assert_eq!(chat(&gw).status, 400);
     assert_eq!(mock.requests().len(), 1);
 }
+
+fn two_providers(bad: &Mock, good: &Mock) -> String {
+    format!(
+        "providers:
+  - {{name: bad, kind: openai_compatible, base_url: {}, retries: {{max: 1, backoff: 5ms}}, keys: [{{name: kb, key: sk-b}}]}}
+  - {{name: good, kind: openai_compatible, base_url: {}, retries: {{max: 1, backoff: 5ms}}}}
+virtual_keys:
+  - {{id: vk, key: k, providers: [{{provider: bad, weight: 1000000}}, {{provider: good, weight: 1}}]}}
+",
+        bad.base_url(),
+        good.base_url()
+    )
+}
+
+fn chat_body(gw: &Gateway, body: serde_json::Value) -> tollgate_e2e::Reply {
+    post_json(
+        &format!("{}/v1/chat/completions", gw.url),
+        &[("authorization", "Bearer k")],
+        &body,
+    )
+}
+
+#[test]
+fn body_fallbacks_serve_when_the_primary_fails() {
+    let (bad, good) = (
+        Mock::start(&["--fail-rate", "1", "--fail-status", "500"]),
+        Mock::start(&[]),
+    );
+    let gw = Gateway::start(&two_providers(&bad, &good));
+    let r = chat_body(
+        &gw,
+        json!({"model": "bad/m", "fallbacks": ["good/m2"], "messages": [{"role": "user", "content": "hi"}]}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        (
+            r.header("x-tollgate-provider"),
+            r.header("x-tollgate-model")
+        ),
+        (Some("good"), Some("m2"))
+    );
+    assert_eq!(
+        r.header("x-tollgate-attempts"),
+        Some("3"),
+        "two on bad, one on good"
+    );
+}
+
+#[test]
+fn the_remaining_weighted_providers_are_the_last_fallback() {
+    let (bad, good) = (
+        Mock::start(&["--fail-rate", "1", "--fail-status", "503"]),
+        Mock::start(&[]),
+    );
+    let gw = Gateway::start(&two_providers(&bad, &good));
+    let r = chat_body(
+        &gw,
+        json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.header("x-tollgate-provider"), Some("good"));
+}
+
+#[test]
+fn a_stream_falls_back_before_its_first_byte() {
+    let (bad, good) = (
+        Mock::start(&["--fail-rate", "1", "--fail-status", "500"]),
+        Mock::start(&[]),
+    );
+    let gw = Gateway::start(&two_providers(&bad, &good));
+    let r = chat_body(
+        &gw,
+        json!({"model": "m", "stream": true, "messages": [{"role": "user", "content": "hi"}]}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.header("x-tollgate-provider"), Some("good"));
+    assert!(r.body.trim_end().ends_with("data: [DONE]"), "{}", r.body);
+}
+
+#[test]
+fn when_every_target_fails_all_attempts_are_listed() {
+    let bad = Mock::start(&["--fail-rate", "1", "--fail-status", "500"]);
+    let also_bad = Mock::start(&["--fail-rate", "1", "--fail-status", "502"]);
+    let gw = Gateway::start(&two_providers(&bad, &also_bad));
+    let r = chat_body(
+        &gw,
+        json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]}),
+    );
+    assert_eq!(
+        (r.status, r.error_type().as_str()),
+        (502, "upstream_error"),
+        "{}",
+        r.body
+    );
+    let attempts = r.json()["error"]["attempts"].as_array().unwrap().clone();
+    let providers: Vec<&str> = attempts
+        .iter()
+        .map(|a| a["provider"].as_str().unwrap())
+        .collect();
+    assert_eq!(providers, ["bad", "bad", "good", "good"]);
+    assert_eq!(r.header("x-tollgate-request-id").map(str::len), Some(32));
+}

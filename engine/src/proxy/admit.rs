@@ -17,17 +17,28 @@ pub struct Admission<'p, 'r> {
     pub prompt_tokens: u64,
 }
 
-/// `model` is what routing chose; `from_policy` when a rule or alias chose it (then the
-/// key's model and provider lists do not restrict it).
+/// What to admit: a model routing chose, and where it may not go.
+pub struct Target<'r, 't> {
+    pub model: &'r str,
+    /// A rule or alias chose the model: the key's model and provider lists do not restrict it.
+    pub from_policy: bool,
+    /// Providers already tried for this model (a fallback round): not candidates again.
+    pub already_tried: &'t [usize],
+}
+
 pub async fn admit<'p, 'r>(
     plan: &'p Plan,
     key: &'p KeyPlan,
     head: &'r RequestHead<'r>,
-    model: &'r str,
-    from_policy: bool,
+    target: Target<'r, '_>,
     now: i64,
     ledger: Ledger<'_>,
 ) -> Result<Admission<'p, 'r>, ApiError> {
+    let Target {
+        model,
+        from_policy,
+        already_tried,
+    } = target;
     // Tokenizing costs microseconds: only when some limit counts tokens or dollars.
     let prompt_tokens = if plan.counts_tokens {
         head.messages
@@ -43,7 +54,7 @@ pub async fn admit<'p, 'r>(
         head.max_output_tokens.unwrap_or(plan.default_output_tokens)
     };
     let roll = fastrand::u64(..);
-    let mut excluded: SmallVec<[usize; 4]> = SmallVec::new();
+    let mut excluded: SmallVec<[usize; 4]> = SmallVec::from_slice(already_tried);
     loop {
         let route = route::resolve_checked(plan, key, model, roll, &excluded, from_policy)?;
         let estimate = Estimate {

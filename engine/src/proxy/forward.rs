@@ -1,25 +1,30 @@
 //! The OpenAI-compatible proxy path: authenticate, parse, route, forward, relay.
 
-use super::admit::{admit, Admission};
+use super::admit::{admit, Admission, Target};
 use super::attempt::{send_with_retries, Attempts};
 use super::body::{read_limited, ProxyBody};
 use super::inbound;
+use super::inbound::Inbound;
 use super::outbound::{self, Answerer};
 use super::relay::Relay;
+use super::request::RequestHead;
 use super::respond::{self, ProxyResponse, REQUEST_ID};
 use super::view::ProxyView;
 use super::Gateway;
 use crate::admission::auth;
 use crate::admission::estimate::usage_of;
 use crate::admission::limits::Headroom;
+use crate::admission::route::check_model;
 use crate::error::{ApiError, ErrorType};
+use crate::plan::KeyPlan;
 use crate::plan::{Plan, ProviderKeyPlan, ProviderPlan};
 use crate::telemetry::{Endpoint, RequestOutcome};
 use bytes::Bytes;
 use http::header::{self, HeaderName};
-use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
+use http::{HeaderMap, HeaderValue, Request, Response};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
+use smallvec::SmallVec;
 use std::time::{Duration, Instant};
 
 /// Client headers passed upstream; everything else (the caller's credentials above all) stays here.
@@ -106,21 +111,143 @@ async fn proxy<'p>(
         key,
         chrono::Utc::now(),
     );
-    let mut inbound = inbound::apply(gw, plan, key, &head, &view).await?;
+    let Inbound {
+        model: routed_model,
+        from_policy: routed_by_policy,
+        fallbacks,
+        redacted_messages,
+        mut flags,
+    } = inbound::apply(gw, plan, key, &head, &view).await?;
+
+    // Targets in order: the routed model, then its fallbacks (rule, request body, alias), then
+    // the routed model again on the key's remaining weighted providers. Each gets its own
+    // admission (limits are re-applied) and its own retries.
+    let mut targets: Vec<(&str, bool)> = vec![(&*routed_model, routed_by_policy)];
+    for f in &fallbacks {
+        // The client's own fallbacks must be models its key may use; policy's are trusted.
+        let from_client = head.fallbacks.iter().any(|b| b == f);
+        if from_client && check_model(plan, key, f).is_err() {
+            continue;
+        }
+        targets.push((&**f, !from_client));
+    }
+    let mut attempts = Attempts::default();
+    let mut primary_tried: SmallVec<[usize; 4]> = SmallVec::new();
+    let mut last_error = None;
+    let mut step = 0;
+    loop {
+        let (model, from_policy, excluded) = if step < targets.len() {
+            let (m, p) = targets[step];
+            (
+                m,
+                p,
+                if step == 0 {
+                    &primary_tried[..]
+                } else {
+                    &[][..]
+                },
+            )
+        } else {
+            (targets[0].0, targets[0].1, &primary_tried[..])
+        };
+        let target = Target {
+            model,
+            from_policy,
+            already_tried: excluded,
+        };
+        let admission = match admit(plan, key, &head, target, now, gw.ledger(plan)).await {
+            Ok(a) => a,
+            // The primary's own refusal is the answer; a fallback's just ends that fallback.
+            Err(e) if step == 0 => return Err(e),
+            Err(e) => {
+                last_error = Some(last_error.unwrap_or(e));
+                if step >= targets.len() {
+                    break;
+                }
+                step += 1;
+                continue;
+            }
+        };
+        if step == 0 || step >= targets.len() {
+            primary_tried.push(admission.route.provider_index);
+        }
+        let route_call = RouteCall {
+            endpoint,
+            head: &head,
+            body: &body,
+            client_headers: &parts.headers,
+            view: &view,
+            request_id,
+            now,
+            redacted_messages: redacted_messages.as_deref(),
+        };
+        match serve_route(
+            gw,
+            key,
+            admission,
+            route_call,
+            &mut flags,
+            &mut attempts,
+            served,
+        )
+        .await
+        {
+            Ok(answer) => return answer,
+            Err(exhausted) => last_error = Some(exhausted),
+        }
+        // Past the list, keep trying the primary on providers not yet tried; `admit` fails
+        // (ending the loop) once none is left.
+        if step < targets.len() {
+            step += 1;
+        }
+    }
+    Err(last_error.unwrap_or_else(|| {
+        ApiError::new(
+            ErrorType::UpstreamError,
+            "no provider could serve the request",
+        )
+    }))
+}
+
+/// What `serve_route` needs of the request.
+struct RouteCall<'a, 'b> {
+    endpoint: Endpoint,
+    head: &'a RequestHead<'b>,
+    body: &'a Bytes,
+    client_headers: &'a HeaderMap,
+    view: &'a ProxyView<'a>,
+    request_id: &'a HeaderValue,
+    now: i64,
+    redacted_messages: Option<&'a str>,
+}
+
+/// Carries one admitted route to an answer. `Ok(..)`: the answer for the client (a success,
+/// a passed-through client error, or a final refusal); `Err`: every attempt on this route
+/// failed, and the caller may try a fallback.
+async fn serve_route<'p>(
+    gw: &Gateway,
+    key: &'p KeyPlan,
+    admission: Admission<'p, '_>,
+    call: RouteCall<'_, '_>,
+    flags: &mut Vec<std::sync::Arc<str>>,
+    attempts: &mut Attempts,
+    served: &mut Served<'p>,
+) -> Result<Result<ProxyResponse, ApiError>, ApiError> {
     let Admission {
         route,
         admitted,
         prompt_tokens,
-    } = admit(
-        plan,
-        key,
-        &head,
-        &inbound.model,
-        inbound.from_policy,
+    } = admission;
+    let RouteCall {
+        endpoint,
+        head,
+        body,
+        client_headers,
+        view,
+        request_id,
         now,
-        gw.ledger(plan),
-    )
-    .await?;
+        redacted_messages,
+    } = call;
     let headroom = admitted.tightest(now);
     if admitted.price.is_none() {
         gw.metrics
@@ -134,8 +261,7 @@ async fn proxy<'p>(
         Endpoint::Embeddings => provider.embeddings_url.clone(),
         _ => provider.chat_url.clone(),
     };
-    let upstream_body =
-        head.upstream_body(&body, route.model, inbound.redacted_messages.as_deref());
+    let upstream_body = head.upstream_body(body, route.model, redacted_messages);
     let build = |key: Option<&ProviderKeyPlan>| {
         let mut req = Request::post(uri.clone())
             .body(Full::new(upstream_body.clone()))
@@ -146,7 +272,7 @@ async fn proxy<'p>(
             HeaderValue::from_static("application/json"),
         );
         for name in &FORWARDED_REQUEST_HEADERS {
-            if let Some(v) = parts.headers.get(name) {
+            if let Some(v) = client_headers.get(name) {
                 headers.insert(name.clone(), v.clone());
             }
         }
@@ -155,7 +281,7 @@ async fn proxy<'p>(
         }
         Some(req)
     };
-    let mut attempts = Attempts::default();
+
     let first_sent = Instant::now();
     let sent = send_with_retries(
         &gw.upstream,
@@ -163,7 +289,7 @@ async fn proxy<'p>(
         route.model,
         route.provider_key,
         &build,
-        &mut attempts,
+        attempts,
         &|| gw.metrics.record_retry(&provider.name),
     )
     .await;
@@ -178,7 +304,7 @@ async fn proxy<'p>(
                 ErrorType::UpstreamError
             };
             return Err(ApiError::new(kind, exhausted.last_error)
-                .with("attempts", serde_json::Value::Array(attempts.0)));
+                .with("attempts", serde_json::Value::Array(attempts.0.clone())));
         }
     };
     let deadline = attempt_started + provider.timeout;
@@ -204,7 +330,7 @@ async fn proxy<'p>(
     };
     let body = if relay {
         served.upstream_wait = first_sent.elapsed();
-        let guard = outbound::stream_guard(gw, key, endpoint, &view, by, prompt_tokens);
+        let guard = outbound::stream_guard(gw, key, endpoint, view, by, prompt_tokens);
         ProxyBody::Relay(Box::new(
             Relay::new(
                 up_body,
@@ -248,21 +374,13 @@ async fn proxy<'p>(
             None
         };
         admitted.settle(usage);
-        if is_provider_failure(status) {
-            let msg = upstream_error_message(&bytes);
-            return Err(ApiError::new(
-                ErrorType::UpstreamError,
-                format!(
-                    "provider `{}` answered {}: {msg}",
-                    provider.name,
-                    status.as_u16()
-                ),
-            )
-            .with("attempts", attempt(Some(status.as_u16()), &msg)));
-        }
-        let (bytes, flags) =
-            outbound::check_answer(gw, key, endpoint, status, &view, by, bytes).await?;
-        inbound.flags.extend(flags);
+        // An output guardrail's refusal is final: no fallback for a policy decision.
+        let (bytes, answer_flags) =
+            match outbound::check_answer(gw, key, endpoint, status, view, by, bytes).await {
+                Ok(checked) => checked,
+                Err(e) => return Ok(Err(e)),
+            };
+        flags.extend(answer_flags);
         ProxyBody::full(bytes)
     };
     served.model = route.model.to_string();
@@ -279,11 +397,11 @@ async fn proxy<'p>(
         HeaderValue::from(attempts.count() + 1),
     );
     insert_ratelimit_headers(h, headroom);
-    if !inbound.flags.is_empty() {
-        let names: Vec<&str> = inbound.flags.iter().map(|f| &**f).collect();
+    if !flags.is_empty() {
+        let names: Vec<&str> = flags.iter().map(|f| &**f).collect();
         insert_str(h, "x-tollgate-guardrail-flags", &names.join(","));
     }
-    Ok(resp)
+    Ok(Ok(resp))
 }
 
 /// `x-ratelimit-{limit,remaining,reset}-{requests,tokens}` for the tightest tier of each
@@ -305,12 +423,6 @@ fn insert_ratelimit_headers(h: &mut HeaderMap, headroom: [Option<Headroom>; 2]) 
             }
         }
     }
-}
-
-/// Statuses that mean "this provider could not serve", as opposed to "the request is wrong":
-/// these become `upstream_error`; other 4xx answers pass through so the caller sees the cause.
-fn is_provider_failure(status: StatusCode) -> bool {
-    status.is_server_error() || matches!(status.as_u16(), 401 | 403 | 408 | 429)
 }
 
 fn timeout_error(provider: &ProviderPlan, attempts: serde_json::Value) -> ApiError {

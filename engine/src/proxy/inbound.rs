@@ -1,7 +1,5 @@
 //! The policy stage before admission (SPEC §6 order): model allowed → input guardrails →
-//! routing rules. Produces the model to route and any redacted messages. (The fallback list
-//! routing computes is reported by `tollgate test` and `explain`; trying fallbacks belongs to
-//! the retry loop.)
+//! routing rules. Produces the model to route, its fallbacks and any redacted messages.
 
 use super::request::RequestHead;
 use super::view::ProxyView;
@@ -22,6 +20,8 @@ pub struct Inbound<'r> {
     pub model: Cow<'r, str>,
     /// `model` was chosen by a rule or alias and may use any provider.
     pub from_policy: bool,
+    /// Models to try when `model` fails: the rule's, the request's, the alias's.
+    pub fallbacks: Vec<Cow<'r, str>>,
     /// The messages after input redaction, when a guardrail changed them.
     pub redacted_messages: Option<String>,
     /// Guardrails that flagged the request (`x-tollgate-guardrail-flags`).
@@ -95,6 +95,7 @@ pub async fn apply<'p: 'r, 'r>(
     Ok(Inbound {
         model: choice.model,
         from_policy: choice.from_policy,
+        fallbacks: choice.fallbacks,
         redacted_messages,
         flags,
     })
