@@ -41,8 +41,8 @@ fn a_500_then_success_is_retried_invisibly() {
 }
 
 #[test]
-fn a_refused_key_rotates_to_the_next() {
-    let mock = Mock::start(&["--fail-keys", "sk-bad"]);
+fn a_429_rotates_to_the_providers_next_key() {
+    let mock = Mock::start(&["--fail-keys", "sk-bad", "--fail-keys-status", "429"]);
     let gw = Gateway::start(&config(
         &mock,
         "{max: 1, backoff: 10ms}",
@@ -56,6 +56,25 @@ fn a_refused_key_rotates_to_the_next() {
         .map(|q| q["headers"]["authorization"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(seen, ["Bearer sk-bad", "Bearer sk-good"]);
+}
+
+#[test]
+fn a_revoked_key_rotates_too() {
+    let mock = Mock::start(&["--fail-keys", "sk-bad"]);
+    let gw = Gateway::start(&config(
+        &mock,
+        "{max: 1, backoff: 10ms}",
+        "{name: first, key: sk-bad, weight: 1000000}, {name: second, key: sk-good, weight: 1}",
+    ));
+    assert_eq!(chat(&gw).status, 200);
+    assert_eq!(
+        mock.requests()[0]["headers"]["authorization"],
+        "Bearer sk-bad"
+    );
+    assert_eq!(
+        mock.requests()[1]["headers"]["authorization"],
+        "Bearer sk-good"
+    );
 }
 
 #[test]

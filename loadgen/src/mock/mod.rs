@@ -87,10 +87,13 @@ pub struct MockArgs {
     /// Delay of the slow-first-byte fault.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     pub first_byte_delay: Duration,
-    /// Provider keys answered with 401 (comma-separated; matched against Bearer, x-api-key,
+    /// Provider keys refused with --fail-keys-status (comma-separated; matched against Bearer, x-api-key,
     /// x-goog-api-key and ?key=).
     #[arg(long, value_delimiter = ',')]
     pub fail_keys: Vec<String>,
+    /// Status answered to a --fail-keys key: 401 (a revoked key) or e.g. 429 (a key out of quota).
+    #[arg(long, default_value = "401", value_parser = parse_status_arg)]
+    pub fail_keys_status: u16,
     /// Worker threads (default: one per core).
     #[arg(long)]
     pub threads: Option<usize>,
@@ -117,6 +120,7 @@ pub struct Config {
     pub fault: Fault,
     pub first_byte_delay: Duration,
     pub fail_keys: HashSet<String>,
+    pub fail_keys_status: u16,
 }
 
 pub struct State {
@@ -165,6 +169,7 @@ impl MockArgs {
                 fault,
                 first_byte_delay: self.first_byte_delay,
                 fail_keys,
+                fail_keys_status: self.fail_keys_status,
             },
             replies: match &self.reply {
                 Some(text) => Replies::new(self.stream_chunks).with_fixed(text),

@@ -113,7 +113,11 @@ pub async fn handle(
         .record(&parts.method, &parts.uri, &parts.headers, &body);
 
     if faults::uses_failing_key(&config.fail_keys, &parts.headers, parts.uri.query()) {
-        return Ok(error(format, 401, "invalid api key (mock --fail-keys)"));
+        return Ok(error(
+            format,
+            config.fail_keys_status,
+            "key refused (mock --fail-keys)",
+        ));
     }
     let fault = match faults::for_request(&parts.headers, config.fault) {
         Ok(fault) => fault,
