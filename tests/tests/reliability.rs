@@ -227,3 +227,60 @@ fn when_every_target_fails_all_attempts_are_listed() {
     assert_eq!(providers, ["bad", "bad", "good", "good"]);
     assert_eq!(r.header("x-tollgate-request-id").map(str::len), Some(32));
 }
+
+#[test]
+fn a_failing_provider_is_skipped_then_trusted_again_after_it_recovers() {
+    // `bad` fails its first 6 requests, then recovers.
+    let (bad, good) = (
+        Mock::start(&["--fail-first", "6", "--fail-status", "500"]),
+        Mock::start(&[]),
+    );
+    let gw = Gateway::start(&format!(
+        "providers:
+  - {{name: bad, kind: openai_compatible, base_url: {}, retries: {{max: 0}}, health: {{failure_threshold: 0.5, min_requests: 3, cooldown: 1s, probe_share: 1.0}}}}
+  - {{name: good, kind: openai_compatible, base_url: {}, retries: {{max: 0}}}}
+virtual_keys:
+  - {{id: vk, key: k, providers: [{{provider: bad, weight: 1000000}}, {{provider: good, weight: 1}}]}}
+",
+        bad.base_url(),
+        good.base_url()
+    ));
+    let body = json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]});
+    // Three failures (each served by the fallback to `good`) open bad's circuit.
+    for _ in 0..3 {
+        assert_eq!(chat_body(&gw, body.clone()).status, 200);
+    }
+    let health = get(&format!("{}/admin/health", gw.admin_url), &[]).json();
+    assert_eq!(health["providers"][0]["circuit"], "open", "{health}");
+    let m = get(&format!("{}/metrics", gw.admin_url), &[]).body;
+    assert!(
+        m.contains("tollgate_provider_healthy{provider=\"bad\"} 0"),
+        "{m}"
+    );
+    // While open, requests go straight to `good`: bad sees nothing new.
+    let before = bad.requests().len();
+    for _ in 0..3 {
+        let r = chat_body(&gw, body.clone());
+        assert_eq!(
+            (r.status, r.header("x-tollgate-attempts")),
+            (200, Some("1"))
+        );
+    }
+    assert_eq!(bad.requests().len(), before);
+    // After the cool-down, probes reach `bad`; once it answers again, it is trusted again.
+    let recovered = (0..60).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        chat_body(&gw, body.clone());
+        get(&format!("{}/admin/health", gw.admin_url), &[]).json()["providers"][0]["circuit"]
+            == "closed"
+    });
+    assert!(
+        recovered,
+        "bad came back: {}",
+        get(&format!("{}/admin/health", gw.admin_url), &[]).body
+    );
+    assert_eq!(
+        chat_body(&gw, body.clone()).header("x-tollgate-provider"),
+        Some("bad")
+    );
+}

@@ -5,6 +5,7 @@ use super::limits::LimitRegistry;
 use crate::config::{ConfigError, LoadedConfig, ProviderKind};
 use crate::plan::{ModelMatcher, ProviderKeyPlan, ProviderPlan};
 use crate::reliability::backoff::RetryPolicy;
+use crate::reliability::health::HealthPolicy;
 use http::{HeaderValue, Uri};
 use std::time::Duration;
 
@@ -129,8 +130,26 @@ pub(super) fn compile_providers(
                 "retries.max above 10 would hold a request for minutes; use fallbacks",
             ));
         }
+        let hd = HealthPolicy::default();
+        let health = p.health.as_ref().map_or(hd, |h| HealthPolicy {
+            failure_threshold: h.failure_threshold.unwrap_or(hd.failure_threshold),
+            min_requests: h.min_requests.unwrap_or(hd.min_requests),
+            cooldown_secs: h
+                .cooldown
+                .map_or(hd.cooldown_secs, |d| d.0.as_secs().max(1)),
+            probe_share: h.probe_share.unwrap_or(hd.probe_share),
+        });
+        if !(0.0..=1.0).contains(&health.failure_threshold)
+            || !(0.0..=1.0).contains(&health.probe_share)
+        {
+            errors.push(loaded.error_at(
+                &at("health"),
+                "health failure_threshold and probe_share must be between 0 and 1",
+            ));
+        }
         out.push(ProviderPlan {
             retries,
+            health,
             limits: tier,
             pricing_name: kind_name(p.kind),
             name: p.name.as_str().into(),

@@ -133,6 +133,9 @@ pub struct ProviderConfig {
     /// `retries: {max: 2, backoff: 200ms, max_backoff: 5s}`; omitted: those defaults.
     #[serde(default)]
     pub retries: Option<RetriesConfig>,
+    /// When to stop sending traffic here for a while (circuit breaker).
+    #[serde(default)]
+    pub health: Option<HealthConfig>,
     /// The global provider tier: shared by every key that routes here.
     #[serde(default)]
     pub rate_limit: Option<RateLimitConfig>,
@@ -219,6 +222,20 @@ pub struct KeyProviderConfig {
     pub rate_limit: Option<RateLimitConfig>,
     #[serde(default)]
     pub budget: Option<BudgetConfig>,
+}
+
+/// `health: {failure_threshold: 0.5, min_requests: 5, cooldown: 10s, probe_share: 0.1}`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthConfig {
+    #[serde(default)]
+    pub failure_threshold: Option<f64>,
+    #[serde(default)]
+    pub min_requests: Option<u64>,
+    #[serde(default)]
+    pub cooldown: Option<DurationStr>,
+    #[serde(default)]
+    pub probe_share: Option<f64>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

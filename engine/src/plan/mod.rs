@@ -98,6 +98,7 @@ pub struct ProviderPlan {
     pub models: ModelMatcher,
     pub timeout: Duration,
     pub retries: crate::reliability::backoff::RetryPolicy,
+    pub health: crate::reliability::health::HealthPolicy,
     /// The global tier of this provider.
     pub limits: Limits,
     /// Name the built-in price table knows this provider by (`openai` for kind openai).

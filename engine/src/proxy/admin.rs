@@ -5,6 +5,7 @@ use super::Gateway;
 use crate::admission::limits::kind_label;
 use crate::admission::limits::Ledger;
 use crate::error::{ApiError, ErrorType};
+use crate::reliability::health::Circuit;
 use crate::state::{CounterKey, LimitKind, Usage};
 use http::{Method, Request, StatusCode};
 use hyper::body::Incoming;
@@ -25,8 +26,9 @@ pub async fn route(gw: &Gateway, req: Request<Incoming>) -> ProxyResponse {
         (&Method::GET, "/metrics") => respond::text(
             StatusCode::OK,
             "text/plain; version=0.0.4; charset=utf-8",
-            gw.metrics.render(),
+            metrics_text(gw),
         ),
+        (&Method::GET, "/admin/health") => respond::json(StatusCode::OK, health(gw)),
         (&Method::GET, "/admin/usage") => match usage(gw).await {
             Ok(body) => respond::json(StatusCode::OK, body),
             Err(e) => respond::error(&ApiError::new(ErrorType::StateUnavailable, e), None),
@@ -130,4 +132,34 @@ async fn usage(gw: &Gateway) -> Result<Vec<u8>, String> {
         })
         .collect();
     Ok(serde_json::to_vec(&serde_json::json!({ "counters": counters })).unwrap_or_default())
+}
+
+/// The metrics, plus provider health (which lives in the gateway, not in `Metrics`).
+fn metrics_text(gw: &Gateway) -> String {
+    use std::fmt::Write;
+    let mut out = gw.metrics.render();
+    out.push_str("# HELP tollgate_provider_healthy 1 while a provider's circuit is closed (half-open and open: 0).\n");
+    out.push_str("# TYPE tollgate_provider_healthy gauge\n");
+    for (name, circuit) in gw.health_report(&gw.plan.load()) {
+        let up = u8::from(circuit == Circuit::Closed);
+        let _ = writeln!(out, "tollgate_provider_healthy{{provider=\"{name}\"}} {up}");
+    }
+    out
+}
+
+/// `{"providers": [{"provider", "healthy", "circuit": "closed|open|half_open"}]}`
+fn health(gw: &Gateway) -> Vec<u8> {
+    let providers: Vec<serde_json::Value> = gw
+        .health_report(&gw.plan.load())
+        .into_iter()
+        .map(|(name, circuit)| {
+            let state = match circuit {
+                Circuit::Closed => "closed",
+                Circuit::Open => "open",
+                Circuit::HalfOpen => "half_open",
+            };
+            serde_json::json!({"provider": &*name, "healthy": circuit == Circuit::Closed, "circuit": state})
+        })
+        .collect();
+    serde_json::to_vec(&serde_json::json!({ "providers": providers })).unwrap_or_default()
 }

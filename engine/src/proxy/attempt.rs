@@ -3,9 +3,15 @@
 //! `retries.max` times. A 429, 401 or 403 moves to the provider's next key first: the key, not
 //! the provider, is what is limited or refused.
 
-use super::upstream::{self, SendError, UpstreamClient};
+use super::upstream::{self, SendError};
+use super::Gateway;
 use crate::plan::{ProviderKeyPlan, ProviderPlan};
 use crate::reliability::backoff::parse_retry_after;
+use crate::state::unix_now;
+
+fn now_secs() -> u64 {
+    u64::try_from(unix_now()).unwrap_or(0)
+}
 use bytes::Bytes;
 use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Full};
@@ -64,14 +70,14 @@ fn rotates_key(status: StatusCode) -> bool {
 /// the request for a given key. On success: the response, when its attempt started, and the
 /// name of the key that got it.
 pub async fn send_with_retries(
-    client: &UpstreamClient,
+    gw: &Gateway,
     provider: &ProviderPlan,
     model: &str,
     first_key: Option<&ProviderKeyPlan>,
     build: &BuildRequest<'_>,
     attempts: &mut Attempts,
-    on_retry: &(dyn Fn() + Sync),
 ) -> Result<(http::Response<Incoming>, Instant, Option<String>), Exhausted> {
+    let health = gw.health(&provider.name);
     let keys: Vec<&ProviderKeyPlan> = provider.keys.iter().filter(|k| k.serves(model)).collect();
     let mut key_at = first_key
         .and_then(|k| keys.iter().position(|x| std::ptr::eq(*x, k)))
@@ -85,12 +91,17 @@ pub async fn send_with_retries(
         let Some(req) = build(key) else { break };
         let started = Instant::now();
         let mut retry_after = None;
-        match upstream::send(client, req, provider.timeout).await {
+        match upstream::send(&gw.upstream, req, provider.timeout).await {
             Ok(resp) if !is_retryable(resp.status()) => {
+                health.record(&provider.health, now_secs(), true);
                 return Ok((resp, started, key.map(|k| k.name.to_string())));
             }
             Ok(resp) => {
                 let status = resp.status();
+                // A refused or rate-limited key says nothing about the provider's health.
+                if !rotates_key(status) {
+                    health.record(&provider.health, now_secs(), false);
+                }
                 retry_after = resp
                     .headers()
                     .get(http::header::RETRY_AFTER)
@@ -123,6 +134,7 @@ pub async fn send_with_retries(
                 }
             }
             Err(SendError::Timeout) => {
+                health.record(&provider.health, now_secs(), false);
                 attempts.push(provider, model, key, None, "timeout", started.elapsed());
                 last = Exhausted {
                     timed_out: true,
@@ -134,6 +146,7 @@ pub async fn send_with_retries(
                 };
             }
             Err(SendError::Failed(msg)) => {
+                health.record(&provider.health, now_secs(), false);
                 attempts.push(provider, model, key, None, &msg, started.elapsed());
                 last = Exhausted {
                     timed_out: false,
@@ -142,7 +155,7 @@ pub async fn send_with_retries(
             }
         }
         if attempt < provider.retries.max {
-            on_retry();
+            gw.metrics.record_retry(&provider.name);
             tokio::time::sleep(
                 provider
                     .retries

@@ -24,7 +24,6 @@ use http::header::{self, HeaderName};
 use http::{HeaderMap, HeaderValue, Request, Response};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use smallvec::SmallVec;
 use std::time::{Duration, Instant};
 
 /// Client headers passed upstream; everything else (the caller's credentials above all) stays here.
@@ -132,7 +131,10 @@ async fn proxy<'p>(
         targets.push((&**f, !from_client));
     }
     let mut attempts = Attempts::default();
-    let mut primary_tried: SmallVec<[usize; 4]> = SmallVec::new();
+    // Providers with an open circuit start out excluded (except as probes); if that leaves
+    // nothing, health is ignored rather than refusing the request.
+    let mut primary_tried = gw.unhealthy(plan, fastrand::f64());
+    let skipped_unhealthy = primary_tried.len();
     let mut last_error = None;
     let mut step = 0;
     loop {
@@ -157,6 +159,14 @@ async fn proxy<'p>(
         };
         let admission = match admit(plan, key, &head, target, now, gw.ledger(plan)).await {
             Ok(a) => a,
+            Err(_)
+                if step == 0
+                    && skipped_unhealthy > 0
+                    && primary_tried.len() == skipped_unhealthy =>
+            {
+                primary_tried.clear();
+                continue;
+            }
             // The primary's own refusal is the answer; a fallback's just ends that fallback.
             Err(e) if step == 0 => return Err(e),
             Err(e) => {
@@ -284,13 +294,12 @@ async fn serve_route<'p>(
 
     let first_sent = Instant::now();
     let sent = send_with_retries(
-        &gw.upstream,
+        gw,
         provider,
         route.model,
         route.provider_key,
         &build,
         attempts,
-        &|| gw.metrics.record_retry(&provider.name),
     )
     .await;
     let (upstream_resp, attempt_started, answer_key) = match sent {

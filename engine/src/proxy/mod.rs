@@ -23,10 +23,12 @@ use crate::admission::limits::Ledger;
 use crate::compile::{compile, compile_with};
 use crate::config::{load_file, ConfigError};
 use crate::plan::Plan;
+use crate::reliability::health::{Circuit, Health};
 use crate::state::{MemoryStore, RedisStore, Snapshot};
 use crate::telemetry::Metrics;
 use arc_swap::ArcSwap;
 use server::Listener;
+use smallvec::SmallVec;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -39,6 +41,8 @@ pub struct Gateway {
     pub metrics: Arc<Metrics>,
     /// Usage counters: outside the plan, so a reload keeps them.
     pub state: MemoryStore,
+    /// Health of each provider, by name: outlives plans, like usage counters.
+    health: papaya::HashMap<Arc<str>, Arc<Health>>,
     /// Set when `state.kind: redis`: counters then live there, shared by replicas.
     redis: Option<RedisStore>,
     upstream: UpstreamClient,
@@ -87,10 +91,49 @@ impl Gateway {
             plan: ArcSwap::from_pointee(plan),
             metrics: Arc::default(),
             state,
+            health: papaya::HashMap::new(),
             redis,
             upstream: upstream::build_client(),
             config_path,
         })
+    }
+
+    /// The health tracker of a provider.
+    pub fn health(&self, provider: &Arc<str>) -> Arc<Health> {
+        self.health
+            .pin()
+            .get_or_insert_with(provider.clone(), || Arc::new(Health::default()))
+            .clone()
+    }
+
+    /// Providers whose circuit is open for this request (`roll` picks half-open probes).
+    pub fn unhealthy(&self, plan: &Plan, roll: f64) -> SmallVec<[usize; 4]> {
+        let now = crate::state::unix_now() as u64;
+        let map = self.health.pin();
+        plan.providers
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| {
+                map.get(&p.name)
+                    .is_some_and(|h| !h.admits(&p.health, now, roll))
+            })
+            .map(|(i, _)| i)
+            .collect()
+    }
+
+    /// `{provider: {healthy, circuit}}` for `/admin/health` and metrics.
+    pub fn health_report(&self, plan: &Plan) -> Vec<(Arc<str>, Circuit)> {
+        let now = crate::state::unix_now() as u64;
+        let map = self.health.pin();
+        plan.providers
+            .iter()
+            .map(|p| {
+                let c = map
+                    .get(&p.name)
+                    .map_or(Circuit::Closed, |h| h.circuit(&p.health, now));
+                (p.name.clone(), c)
+            })
+            .collect()
     }
 
     /// Where this request's counters live. The failure policy follows the current plan; the
