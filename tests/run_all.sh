@@ -19,6 +19,8 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 target/debug/tollgate check -c policies/tollgate.yaml
 target/debug/tollgate check -c policies/quickstart.yaml
 target/debug/tollgate test policies/tests
+# Performance smoke gate: gateway vs direct for 3 s at 200 req/s; fails on gross regressions.
+bash bench/smoke-gate.sh target/debug
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 cargo test --workspace --locked 2>&1 | tee "$log"
