@@ -116,6 +116,14 @@ pub fn resolve_checked<'p, 'r>(
     })
 }
 
+/// What a route costs: the configured price for the provider's name, else the built-in one
+/// for its kind (`openai/gpt-4o`), else the bare model's.
+pub fn price_of(plan: &Plan, route: &Route) -> Option<crate::pricing::Price> {
+    plan.prices
+        .price(&route.provider.name, route.model)
+        .or_else(|| plan.prices.price(route.provider.pricing_name, route.model))
+}
+
 fn pick_key<'p>(provider: &'p ProviderPlan, model: &str, roll: u64) -> Option<&'p ProviderKeyPlan> {
     let eligible = provider
         .keys

@@ -14,12 +14,12 @@ use crate::admission::estimate::chat_prompt_tokens;
 use crate::admission::guard::{self, GuardStep};
 use crate::admission::limits::{self, kind_label, Estimate, Ledger};
 use crate::admission::messages;
+use crate::admission::route::price_of;
 use crate::admission::route::{check_model, resolve_checked, Route};
 use crate::config::LoadedConfig;
 use crate::error::{ApiError, ErrorType};
 use crate::guardrails::config::Action;
 use crate::plan::{KeyPlan, LimitPlan, Plan};
-use crate::pricing::Price;
 use crate::proxy::parse_head;
 use crate::state::LimitKind;
 use crate::telemetry::Endpoint;
@@ -258,14 +258,6 @@ fn ready<F: Future>(f: F) -> Option<F::Output> {
         std::task::Poll::Ready(v) => Some(v),
         std::task::Poll::Pending => None,
     }
-}
-
-/// The configured price for the provider's name, else the built-in one for its kind (as
-/// proxy/admit.rs prices a route).
-fn price_of(plan: &Plan, route: &Route) -> Option<Price> {
-    plan.prices
-        .price(&route.provider.name, route.model)
-        .or_else(|| plan.prices.price(route.provider.pricing_name, route.model))
 }
 
 fn limit_infos(route: &Route, key: &KeyPlan, now: i64) -> Vec<LimitInfo> {

@@ -4,9 +4,8 @@
 use crate::admission::estimate::chat_prompt_tokens;
 use crate::admission::messages::role_and_text;
 use crate::plan::KeyPlan;
-use crate::policy::{RequestData, UsagePct};
+use crate::policy::RequestData;
 use crate::proxy::RequestHead;
-use crate::state::LimitKind;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -43,7 +42,7 @@ pub fn request_data(
         prompt,
         prompt_tokens: head.messages.map_or(0, |m| chat_prompt_tokens(m) as i64),
         key: key.attrs.clone(),
-        usage: usage_pct(key, now.timestamp()),
+        usage: key.usage_pct(now.timestamp()),
         now,
         response: None,
         tool: None,
@@ -75,25 +74,4 @@ fn params(body: &[u8]) -> serde_json::Map<String, Value> {
         .collect();
     out.insert("tools_count".into(), Value::from(tools));
     out
-}
-
-/// `usage`: the highest use of each kind across the key's own tiers, in percent of the limit
-/// (used plus in flight), as the proxy computes it.
-pub fn usage_pct(key: &KeyPlan, now: i64) -> UsagePct {
-    let mut pct = UsagePct::default();
-    for l in &key.limits {
-        if l.limit == 0 {
-            continue;
-        }
-        let u = l.counter.usage_at(now);
-        let p = (u.used + u.reserved) as f64 * 100.0 / l.limit as f64;
-        let slot = match l.kind {
-            LimitKind::Budget => &mut pct.budget_pct,
-            LimitKind::Requests => &mut pct.requests_pct,
-            LimitKind::Tokens => &mut pct.tokens_pct,
-            LimitKind::Concurrent => continue,
-        };
-        *slot = slot.max(p);
-    }
-    pct
 }

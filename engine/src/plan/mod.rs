@@ -159,6 +159,27 @@ pub struct KeyProvider {
 }
 
 impl KeyPlan {
+    /// CEL's `usage`: the highest use of each kind across the key's tiers (key, team,
+    /// customer), in percent of the limit, counting requests in flight.
+    pub fn usage_pct(&self, now: i64) -> crate::policy::UsagePct {
+        let mut pct = crate::policy::UsagePct::default();
+        for l in &self.limits {
+            if l.limit == 0 {
+                continue;
+            }
+            let u = l.counter.usage_at(now);
+            let p = (u.used + u.reserved) as f64 * 100.0 / l.limit as f64;
+            let slot = match l.kind {
+                LimitKind::Budget => &mut pct.budget_pct,
+                LimitKind::Requests => &mut pct.requests_pct,
+                LimitKind::Tokens => &mut pct.tokens_pct,
+                LimitKind::Concurrent => continue,
+            };
+            *slot = slot.max(p);
+        }
+        pct
+    }
+
     pub fn provider_entry(&self, provider: usize) -> Option<&KeyProvider> {
         self.providers.iter().find(|p| p.provider == provider)
     }

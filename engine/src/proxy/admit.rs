@@ -5,10 +5,9 @@
 use super::request::RequestHead;
 use crate::admission::estimate::{chat_prompt_tokens, embedding_input_tokens};
 use crate::admission::limits::{self, Admitted, Estimate, Ledger};
-use crate::admission::route::{self, Route};
+use crate::admission::route::{self, price_of, Route};
 use crate::error::ApiError;
 use crate::plan::{KeyPlan, Plan};
-use crate::pricing::Price;
 use smallvec::SmallVec;
 
 pub struct Admission<'p, 'r> {
@@ -106,11 +105,4 @@ fn has_other_candidate(
             && !excluded.contains(&kp.provider)
             && plan.providers[kp.provider].serves(model)
     })
-}
-
-/// The configured price for the provider's name, else the built-in one for its kind.
-pub fn price_of(plan: &Plan, route: &Route) -> Option<Price> {
-    plan.prices
-        .price(&route.provider.name, route.model)
-        .or_else(|| plan.prices.price(route.provider.pricing_name, route.model))
 }

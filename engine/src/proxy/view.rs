@@ -6,7 +6,6 @@ use crate::admission::estimate::chat_prompt_tokens;
 use crate::admission::messages::role_and_text;
 use crate::plan::KeyPlan;
 use crate::policy::{KeyAttrs, RequestView, ResponseAttrs, UsagePct};
-use crate::state::LimitKind;
 use chrono::{DateTime, Utc};
 use http::HeaderMap;
 use serde_json::Value;
@@ -138,27 +137,10 @@ impl RequestView for ProxyView<'_> {
         &self.key.attrs
     }
 
-    /// The highest use of each kind across the key's tiers, in percent of the limit.
     fn usage(&self) -> UsagePct {
-        *self.usage.get_or_init(|| {
-            let now = self.now.timestamp();
-            let mut pct = UsagePct::default();
-            for l in &self.key.limits {
-                if l.limit == 0 {
-                    continue;
-                }
-                let u = l.counter.usage_at(now);
-                let p = (u.used + u.reserved) as f64 * 100.0 / l.limit as f64;
-                let slot = match l.kind {
-                    LimitKind::Budget => &mut pct.budget_pct,
-                    LimitKind::Requests => &mut pct.requests_pct,
-                    LimitKind::Tokens => &mut pct.tokens_pct,
-                    LimitKind::Concurrent => continue,
-                };
-                *slot = slot.max(p);
-            }
-            pct
-        })
+        *self
+            .usage
+            .get_or_init(|| self.key.usage_pct(self.now.timestamp()))
     }
 
     fn now(&self) -> DateTime<Utc> {
