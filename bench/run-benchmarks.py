@@ -9,12 +9,15 @@ for the comparisons `nginx` (apt) and `oha` (cargo install oha).
       [--repeats 3] [--rates 1000,5000,10000] [--sections closed,open,versus]
 
 Sections:
-  closed  closed-loop throughput, 64 connections (oha): mock directly, nginx, gateway on the
-          bench and minimal configs, and on the bench config with one tokio worker thread
-  open    open-loop `loadgen run --direct`: {gateway bench config, gateway minimal, nginx}
+  closed  closed-loop throughput, 64 connections (oha): mock directly, nginx, the gateway on
+          the full-policy, keys-only and minimal configs, and full-policy on one tokio worker
+  open    open-loop `loadgen run --direct`: {nginx, gateway full policy, gateway minimal}
           x {1k, 5k, 10k} req/s x {non-stream, stream} x {mock latency 0, 50 ms}
-  versus  gateway (bench config) as target and nginx as "direct", interleaved in one run:
-          the difference is gateway hop minus nginx hop, at 5k req/s (also with one worker)
+  versus  the gateway as target and nginx as "direct", interleaved in one run: the difference
+          is gateway hop minus nginx hop, at 5k req/s (full policy, stream or not; keys only)
+
+The full-policy config (gen-config): 1,000 keys, 50 teams, 10 customers, limits on every tier,
+100 routing rules, 5 guardrails, memory state.
 """
 
 import argparse
@@ -34,7 +37,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_KEY = "tg-bench-key"  # the key of bench/minimal.yaml
 CHAT = "/v1/chat/completions"
-CLOSED_KINDS = ["mock", "nginx", "gateway-bench", "gateway-minimal", "gateway-bench-1worker"]
+# gateway-full: the generated config with every policy; gateway-keys: the same keys and
+# providers without limits, rules or guardrails; gateway-minimal: bench/minimal.yaml.
+CLOSED_KINDS = ["mock", "nginx", "gateway-full", "gateway-keys", "gateway-minimal",
+                "gateway-full-1worker"]
+OPEN_KINDS = ["nginx", "gateway-full", "gateway-minimal"]
+ALL_KINDS = CLOSED_KINDS
 
 
 def log(msg):
@@ -245,15 +253,15 @@ class Bench:
     def gateway(self, config, latency_ms):
         upstream = self.mock(latency_ms)
         name = f"gateway-{config}"
-        # `bench-1worker`: the same gateway on a one-thread tokio runtime (TOKIO_WORKER_THREADS).
+        # `full-1worker`: the same gateway on a one-thread tokio runtime (TOKIO_WORKER_THREADS).
         config, _, workers = config.partition("-")
         env = {"TOKIO_WORKER_THREADS": "1"} if workers == "1worker" else {}
-        if config == "bench":
-            cfg = self.work / f"bench-{latency_ms}.yaml"
-            keys = self.work / "bench-keys.txt"
+        if config in ("full", "keys"):
+            cfg = self.work / f"{config}-{latency_ms}.yaml"
+            keys = self.work / f"{config}-keys.txt"
             subprocess.run(
                 [str(self.bin / "gen-config"), "--out", str(cfg), "--keys-out", str(keys),
-                 "--keys", "1000", "--teams", "50", "--customers", "10",
+                 "--keys", "1000", "--teams", "50", "--customers", "10", "--policy", config,
                  "--upstream", upstream + "/v1"],
                 check=True, stdout=subprocess.DEVNULL,
             )
@@ -474,14 +482,13 @@ http {{
                         self.closed_loop(kind, rep)
                 if "versus" in sections:
                     for stream in [False, True]:
-                        self.open_loop("gateway-bench", 5000, stream, 0, rep, direct_kind="nginx")
-                    self.open_loop("gateway-bench-1worker", 5000, False, 0, rep,
-                                   direct_kind="nginx")
+                        self.open_loop("gateway-full", 5000, stream, 0, rep, direct_kind="nginx")
+                    self.open_loop("gateway-keys", 5000, False, 0, rep, direct_kind="nginx")
                 if "open" in sections:
                     for latency in [0, 50]:
                         for stream in [False, True]:
                             for rate in rates:
-                                for kind in ["nginx", "gateway-bench", "gateway-minimal"]:
+                                for kind in OPEN_KINDS:
                                     self.open_loop(kind, rate, stream, latency, rep)
         finally:
             for p, _ in self.mocks.values():
@@ -522,7 +529,7 @@ def tables(results):
                     f"{fmt(med(rows, 'cpu_cores'), 2)} | {fmt(med(rows, 'load_cores'), 2)} | "
                     f"{fmt(med(rows, 'peak_rss_mb'))} | {fmt(med(rows, 'other_cores'), 2)} |")
         out.append("")
-    for section, title in [("versus", "Gateway (bench config) vs nginx, interleaved in one run"),
+    for section, title in [("versus", "Gateway vs nginx, interleaved in one run"),
                            ("open", "Open loop, overhead = target − mock directly")]:
         rows = [r for r in results if r["section"] == section]
         if not rows:
@@ -533,7 +540,7 @@ def tables(results):
                    "| Δp99.9 | in-gateway p50 / p99 | ≤25 µs | CPU µs/req | peak RSS MB | lag p99 | others' CPU |")
         out.append("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         keys = sorted({(r["latency_ms"], r["stream"], r["rate"], r["target"]) for r in rows},
-                      key=lambda k: (k[0], k[1], k[2], CLOSED_KINDS.index(k[3])))
+                      key=lambda k: (k[0], k[1], k[2], ALL_KINDS.index(k[3])))
         for lat, stream, rate, kind in keys:
             g = [r for r in rows if (r["latency_ms"], r["stream"], r["rate"], r["target"])
                  == (lat, stream, rate, kind)]

@@ -1,16 +1,19 @@
 //! `gen-config`: writes a realistic benchmark config and the matching `loadgen run --keys-file`.
 //!
 //! ```text
-//! gen-config --out FILE --keys-out FILE [--keys 1000] [--teams 50] [--customers 10]
+//! gen-config --out FILE --keys-out FILE [--keys 1000] [--teams 50] [--customers 10] [--rules 100]
 //!            [--upstream http://127.0.0.1:9000/v1] [--listen 127.0.0.1:0]
-//!            [--admin-listen 127.0.0.1:0]
+//!            [--admin-listen 127.0.0.1:0] [--policy full|keys]
 //! ```
+//!
+//! `--policy full` (the default) adds memory state, limits on every tier, `--rules` routing rules and
+//! 5 guardrails; `--policy keys` writes providers, customers, teams and keys only.
 
 use std::process::ExitCode;
-use tollgate_bench::{generate, Spec};
+use tollgate_bench::{generate, Policy, Spec};
 
 const USAGE: &str = "usage: gen-config --out FILE --keys-out FILE [--keys N] [--teams N] \
-[--customers N] [--upstream URL] [--listen ADDR] [--admin-listen ADDR]";
+[--customers N] [--rules N] [--upstream URL] [--listen ADDR] [--admin-listen ADDR] [--policy full|keys]";
 
 fn main() -> ExitCode {
     match run(std::env::args().skip(1).collect()) {
@@ -38,9 +41,17 @@ fn run(args: Vec<String>) -> Result<(), String> {
             "--keys" => spec.keys = count(value()?)?,
             "--teams" => spec.teams = count(value()?)?,
             "--customers" => spec.customers = count(value()?)?,
+            "--rules" => spec.rules = count(value()?)?,
             "--upstream" => spec.upstream = value()?,
             "--listen" => spec.listen = value()?,
             "--admin-listen" => spec.admin_listen = value()?,
+            "--policy" => {
+                spec.policy = match value()?.as_str() {
+                    "full" => Policy::Full,
+                    "keys" => Policy::KeysOnly,
+                    other => return Err(format!("--policy is `full` or `keys`, not `{other}`")),
+                }
+            }
             "-h" | "--help" => {
                 println!("{USAGE}");
                 return Ok(());
@@ -55,8 +66,14 @@ fn run(args: Vec<String>) -> Result<(), String> {
     std::fs::write(&keys_out, generated.keys_file())
         .map_err(|e| format!("cannot write {keys_out}: {e}"))?;
     println!(
-        "wrote {out} ({} virtual keys, {} teams, {} customers) and {keys_out}",
-        spec.keys, spec.teams, spec.customers
+        "wrote {out} ({} virtual keys, {} teams, {} customers, {} policy) and {keys_out}",
+        spec.keys,
+        spec.teams,
+        spec.customers,
+        match spec.policy {
+            Policy::Full => "full",
+            Policy::KeysOnly => "keys-only",
+        }
     );
     Ok(())
 }

@@ -33,10 +33,10 @@ fn tokenizer() -> Option<&'static CoreBPE> {
 }
 
 fn count(text: &str) -> u64 {
-    match tokenizer() {
+    super::token_cache::count_with(text, |text| match tokenizer() {
         Some(bpe) => bpe.encode_ordinary(text).len() as u64,
         None => (text.len() as u64).div_ceil(4),
-    }
+    })
 }
 
 #[derive(Deserialize)]

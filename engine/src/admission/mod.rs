@@ -7,3 +7,4 @@ pub mod guard;
 pub mod limits;
 pub mod messages;
 pub mod route;
+pub mod token_cache;

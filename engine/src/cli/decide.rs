@@ -330,18 +330,18 @@ fn rule_trace(
     result: &'static str,
     detail: Option<String>,
 ) -> RuleTrace {
+    // Rule names are unique (check enforces it), so the name finds the config entry.
+    let entry = loaded
+        .config
+        .routing
+        .rules
+        .iter()
+        .position(|r| *r.name == *rule.name);
     RuleTrace {
         name: rule.name.to_string(),
         scope: rule.scope.to_string(),
-        // Rule names are unique (check enforces it), so the name finds the config entry.
-        priority: loaded
-            .config
-            .routing
-            .rules
-            .iter()
-            .find(|r| *r.name == *rule.name)
-            .map(|r| r.priority),
-        line: rule.line,
+        priority: entry.map(|i| loaded.config.routing.rules[i].priority),
+        line: entry.map_or(0, |i| loaded.line_of(&format!("routing.rules[{i}]"))),
         when: rule.when.as_ref().map(|w| w.source().to_string()),
         result,
         detail,

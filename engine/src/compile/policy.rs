@@ -114,10 +114,6 @@ pub(super) fn compile_policy(
                 ),
             ));
         }
-        let line = loaded
-            .source
-            .locate(&format!("routing.rules[{i}]"))
-            .map_or(0, |p| p.line);
         rules.push((
             scope.clone(),
             i,
@@ -125,7 +121,6 @@ pub(super) fn compile_policy(
             Arc::new(RulePlan {
                 name: r.name.as_str().into(),
                 scope: r.scope.as_str().into(),
-                line,
                 when,
                 targets: r
                     .targets

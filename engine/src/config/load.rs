@@ -6,6 +6,7 @@ use super::source_map::SourceMap;
 use super::Config;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 /// An error located in a config file, printed as `file:line:col: message`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,7 +46,10 @@ impl ConfigFormat {
 #[derive(Debug)]
 pub struct LoadedConfig {
     pub config: Config,
-    pub source: SourceMap,
+    /// The expanded text. Its source map (a second parse) is built only when an error needs
+    /// a position: on a large config that halves the load time of every reload.
+    text: String,
+    source: OnceLock<SourceMap>,
     /// The file name errors are reported against.
     pub origin: String,
     /// The directory relative paths in the config resolve against.
@@ -53,9 +57,18 @@ pub struct LoadedConfig {
 }
 
 impl LoadedConfig {
+    /// The 1-based line where `path` (e.g. `routing.rules[3]`) is written; 0 if unknown.
+    pub fn line_of(&self, path: &str) -> usize {
+        self.source_map().locate(path).map_or(0, |p| p.line)
+    }
+
+    fn source_map(&self) -> &SourceMap {
+        self.source.get_or_init(|| SourceMap::build(&self.text))
+    }
+
     /// An error at the place `path` (e.g. `virtual_keys[0].team`) is written.
     pub fn error_at(&self, path: &str, message: impl Into<String>) -> ConfigError {
-        let pos = self.source.locate(path);
+        let pos = self.source_map().locate(path);
         ConfigError {
             file: self.origin.clone(),
             line: pos.map_or(1, |p| p.line),
@@ -127,7 +140,8 @@ pub fn load_str(
     };
     Ok(LoadedConfig {
         config,
-        source: SourceMap::build(&expanded),
+        text: expanded,
+        source: OnceLock::new(),
         origin: origin.to_string(),
         base_dir: PathBuf::from("."),
     })

@@ -11,8 +11,6 @@ use std::time::Duration;
 pub struct RulePlan {
     pub name: Arc<str>,
     pub scope: Arc<str>,
-    /// 1-based line of the rule in the config, for traces.
-    pub line: usize,
     /// The condition as written (`None`: always).
     pub when: Option<Expr>,
     /// Weighted targets: `provider/model`, bare model or alias.

@@ -56,6 +56,10 @@ pub(crate) enum StrSrc {
     KeyCustomer,
     Header(Arc<str>),
     Meta(Arc<str>),
+    /// `headers[?"x"].orValue("d")` / `headers.?x.orValue("d")`: the header, or `d`.
+    HeaderOr(Arc<str>, Box<str>),
+    /// `key.metadata[?"k"].orValue("d")`.
+    MetaOr(Arc<str>, Box<str>),
 }
 
 #[derive(Debug, Clone)]
@@ -168,7 +172,7 @@ impl CmpOp {
 }
 
 impl StrSrc {
-    fn get<'v>(&self, view: &'v dyn RequestView) -> Result<&'v str, EvalError> {
+    fn get<'v>(&'v self, view: &'v dyn RequestView) -> Result<&'v str, EvalError> {
         Ok(match self {
             StrSrc::Model => view.model(),
             StrSrc::Provider => view.provider(),
@@ -185,6 +189,12 @@ impl StrSrc {
                 .metadata
                 .get(&**name)
                 .ok_or_else(|| EvalError::NoSuchKey(name.clone()))?,
+            StrSrc::HeaderOr(name, default) => view.header(name).unwrap_or(default),
+            StrSrc::MetaOr(name, default) => view
+                .key()
+                .metadata
+                .get(&**name)
+                .map_or(&**default, |v| v.as_str()),
         })
     }
 
@@ -194,8 +204,12 @@ impl StrSrc {
             StrSrc::Provider => Var::Provider,
             StrSrc::Endpoint => Var::Endpoint,
             StrSrc::Prompt => Var::Prompt,
-            StrSrc::Header(_) => Var::Headers,
-            StrSrc::KeyId | StrSrc::KeyTeam | StrSrc::KeyCustomer | StrSrc::Meta(_) => Var::Key,
+            StrSrc::Header(_) | StrSrc::HeaderOr(..) => Var::Headers,
+            StrSrc::KeyId
+            | StrSrc::KeyTeam
+            | StrSrc::KeyCustomer
+            | StrSrc::Meta(_)
+            | StrSrc::MetaOr(..) => Var::Key,
         }
     }
 }
@@ -552,6 +566,26 @@ fn str_src(ast: &IdedExpr) -> Option<StrSrc> {
         Ast::Call(call) if call.func_name == operators::INDEX && call.target.is_none() => {
             match call.args.as_slice() {
                 [map, name] => keyed(map, str_lit(name)?),
+                _ => None,
+            }
+        }
+        // The optional syntax the README recommends for headers that may be absent.
+        Ast::Call(call) if call.func_name == "orValue" => {
+            let (Some(target), [default]) = (&call.target, call.args.as_slice()) else {
+                return None;
+            };
+            let default: Box<str> = str_lit(default)?.into();
+            let Ast::Call(opt) = &target.expr else {
+                return None;
+            };
+            let optional =
+                opt.func_name == operators::OPT_INDEX || opt.func_name == operators::OPT_SELECT;
+            match (optional, &opt.target, opt.args.as_slice()) {
+                (true, None, [map, name]) => match keyed(map, str_lit(name)?)? {
+                    StrSrc::Header(name) => Some(StrSrc::HeaderOr(name, default)),
+                    StrSrc::Meta(name) => Some(StrSrc::MetaOr(name, default)),
+                    _ => None,
+                },
                 _ => None,
             }
         }

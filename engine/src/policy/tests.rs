@@ -57,6 +57,12 @@ const NATIVE: &[&str] = &[
     r#"!(headers["x-tier"] == "premium")"#,
     r#"headers["x-tier"] == "premium" || usage.budget_pct < 80"#,
     r#"!(stream && (key.team == "ml" || prompt_tokens > 100))"#,
+    r#"headers[?"x-tier"].orValue("") == "premium""#,
+    r#"headers[?"x-tier"].orValue("free") != "free""#,
+    r#"headers[?"x-tier"].orValue("free") in ["free", "premium"]"#,
+    r#"headers.?accept.orValue("none").startsWith("js")"#,
+    r#"key.metadata[?"env"].orValue("dev") == "prod""#,
+    r#"key.metadata.?env.orValue("dev") == "dev""#,
 ];
 
 /// Mixed or interpreted expressions: the tree must still agree with the interpreter.
@@ -65,7 +71,8 @@ const INTERPRETED: &[&str] = &[
     r#"model.matches("^gpt-4o") || headers.size() == 0"#,
     r#"params.temperature > 0.5"#,
     r#"has(params.max_tokens) && params.max_tokens > 1000"#,
-    r#"headers[?"x-tier"].orValue("") == "premium""#,
+    r#"headers[?"x-tier"].orValue(0) == 0"#,
+    r#"headers[?"x-tier"].hasValue()"#,
     r#"messages.exists(m, m.role == "system") && !stream"#,
     r#"now < timestamp("2030-01-01T00:00:00Z")"#,
     r#"prompt.lowerAscii().contains("secret") || prompt_tokens > 16000"#,

@@ -2,8 +2,7 @@
 //! tier. A provider whose own tier (provider-config or global) is exhausted drops out and the
 //! next candidate is tried; the request fails only when none remains.
 
-use super::request::RequestHead;
-use crate::admission::estimate::{chat_prompt_tokens, embedding_input_tokens};
+use super::view::ProxyView;
 use crate::admission::limits::{self, Admitted, Estimate, Ledger};
 use crate::admission::route::{self, price_of, Route};
 use crate::error::ApiError;
@@ -28,7 +27,7 @@ pub struct Target<'r, 't> {
 pub async fn admit<'p, 'r>(
     plan: &'p Plan,
     key: &'p KeyPlan,
-    head: &'r RequestHead<'r>,
+    view: &ProxyView<'r>,
     target: Target<'r, '_>,
     now: i64,
     ledger: Ledger<'_>,
@@ -38,12 +37,11 @@ pub async fn admit<'p, 'r>(
         from_policy,
         already_tried,
     } = target;
-    // Tokenizing costs microseconds: only when some limit counts tokens or dollars.
+    let head = view.head;
+    // Tokenizing costs microseconds: only when some limit counts tokens or dollars (or a
+    // rule or guardrail already asked for the count, which the view keeps).
     let prompt_tokens = if plan.counts_tokens {
-        head.messages
-            .map(chat_prompt_tokens)
-            .or_else(|| head.input.map(embedding_input_tokens))
-            .unwrap_or(0)
+        view.estimated_prompt_tokens()
     } else {
         0
     };

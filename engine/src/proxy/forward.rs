@@ -157,7 +157,7 @@ async fn proxy<'p>(
             from_policy,
             already_tried: excluded,
         };
-        let admission = match admit(plan, key, &head, target, now, gw.ledger(plan)).await {
+        let admission = match admit(plan, key, &view, target, now, gw.ledger(plan)).await {
             Ok(a) => a,
             Err(_)
                 if step == 0

@@ -16,8 +16,11 @@ mod upstream;
 mod view;
 mod watch;
 
-// For the criterion benches of the request path (bench/benches/request_path.rs).
+// For the criterion benches of the request path and of the whole per-request decision
+// (bench/benches/request_path.rs, bench/benches/policy.rs).
+pub use admit::{admit, Admission, Target};
 pub use request::{parse_head, RequestHead};
+pub use view::ProxyView;
 
 use crate::admission::limits::Ledger;
 use crate::compile::{compile, compile_with};

@@ -2,7 +2,7 @@
 //! first time a condition reads it (most rules read one header and nothing else).
 
 use super::request::RequestHead;
-use crate::admission::estimate::chat_prompt_tokens;
+use crate::admission::estimate::{chat_prompt_tokens, embedding_input_tokens};
 use crate::admission::messages::role_and_text;
 use crate::plan::KeyPlan;
 use crate::policy::{KeyAttrs, RequestView, ResponseAttrs, UsagePct};
@@ -20,7 +20,8 @@ pub struct ProxyView<'a> {
     pub now: DateTime<Utc>,
     messages: OnceLock<Vec<(String, String)>>,
     params: OnceLock<Vec<(String, Value)>>,
-    prompt_tokens: OnceLock<i64>,
+    /// Counted once per request: rules, guardrails and admission all read it.
+    prompt_tokens: OnceLock<u64>,
     usage: OnceLock<UsagePct>,
 }
 
@@ -48,6 +49,17 @@ impl<'a> ProxyView<'a> {
             prompt_tokens: OnceLock::new(),
             usage: OnceLock::new(),
         }
+    }
+
+    /// The prompt's tokens by the tokenizer: chat messages, or an embeddings `input`.
+    pub fn estimated_prompt_tokens(&self) -> u64 {
+        *self.prompt_tokens.get_or_init(|| {
+            let head = self.head;
+            head.messages
+                .map(chat_prompt_tokens)
+                .or_else(|| head.input.map(embedding_input_tokens))
+                .unwrap_or(0)
+        })
     }
 
     fn messages(&self) -> &[(String, String)] {
@@ -126,11 +138,7 @@ impl RequestView for ProxyView<'_> {
     }
 
     fn prompt_tokens(&self) -> i64 {
-        *self.prompt_tokens.get_or_init(|| {
-            self.head
-                .messages
-                .map_or(0, |m| chat_prompt_tokens(m) as i64)
-        })
+        i64::try_from(self.estimated_prompt_tokens()).unwrap_or(i64::MAX)
     }
 
     fn key(&self) -> &KeyAttrs {
