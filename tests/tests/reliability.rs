@@ -171,6 +171,11 @@ fn body_fallbacks_serve_when_the_primary_fails() {
         Some("3"),
         "two on bad, one on good"
     );
+    let m = get(&format!("{}/metrics", gw.admin_url), &[]).body;
+    assert!(
+        m.contains("tollgate_fallbacks_total{from=\"bad\",to=\"good\"} 1\n"),
+        "{m}"
+    );
 }
 
 #[test]
@@ -282,5 +287,148 @@ virtual_keys:
     assert_eq!(
         chat_body(&gw, body.clone()).header("x-tollgate-provider"),
         Some("bad")
+    );
+}
+
+fn key_health(gw: &Gateway) -> serde_json::Value {
+    get(&format!("{}/admin/health", gw.admin_url), &[]).json()["providers"][0]["keys"].clone()
+}
+
+fn authorizations(mock: &Mock) -> Vec<String> {
+    mock.requests()
+        .iter()
+        .map(|q| {
+            q["headers"]["authorization"]
+                .as_str()
+                .unwrap_or("")
+                .to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn a_refused_or_rate_limited_key_is_benched_and_skipped() {
+    for status in ["429", "401"] {
+        let mock = Mock::start(&["--fail-keys", "sk-bad", "--fail-keys-status", status]);
+        let gw = Gateway::start(&config(
+            &mock,
+            "{max: 1, backoff: 5ms}",
+            "{name: first, key: sk-bad, weight: 1000000}, {name: second, key: sk-good, weight: 1}",
+        ));
+        assert_eq!(chat(&gw).status, 200);
+        // Routing still prefers `first` by weight, but it is benched: straight to `second`.
+        for _ in 0..3 {
+            let r = chat(&gw);
+            assert_eq!(
+                (r.status, r.header("x-tollgate-attempts")),
+                (200, Some("1"))
+            );
+        }
+        assert_eq!(
+            authorizations(&mock),
+            [
+                "Bearer sk-bad",
+                "Bearer sk-good",
+                "Bearer sk-good",
+                "Bearer sk-good",
+                "Bearer sk-good"
+            ],
+            "{status}"
+        );
+        let health = get(&format!("{}/admin/health", gw.admin_url), &[]);
+        let keys = health.json()["providers"][0]["keys"].clone();
+        assert_eq!(keys[0]["key"], "first", "{keys}");
+        assert_eq!(
+            (&keys[0]["circuit"], &keys[0]["healthy"]),
+            (&"open".into(), &false.into())
+        );
+        assert_eq!(keys[1]["circuit"], "closed", "{keys}");
+        assert_eq!(
+            health.json()["providers"][0]["circuit"],
+            "closed",
+            "a key problem"
+        );
+        assert!(!health.body.contains("sk-"), "no secret: {}", health.body);
+        let m = get(&format!("{}/metrics", gw.admin_url), &[]).body;
+        assert!(
+            m.contains("tollgate_provider_key_healthy{provider=\"p\",key=\"first\"} 0"),
+            "{m}"
+        );
+        // A reload keeps the bench.
+        assert_eq!(
+            tollgate_e2e::post_json(&format!("{}/admin/reload", gw.admin_url), &[], &json!({}))
+                .status,
+            200
+        );
+        assert_eq!(key_health(&gw)[0]["circuit"], "open");
+        assert_eq!(chat(&gw).header("x-tollgate-attempts"), Some("1"));
+    }
+}
+
+#[test]
+fn when_every_key_is_benched_they_are_used_anyway() {
+    // The first two calls are rate limited whatever the key; then the provider answers.
+    let mock = Mock::start(&["--fail-first", "2", "--fail-status", "429"]);
+    let gw = Gateway::start(&config(
+        &mock,
+        "{max: 2, backoff: 5ms, max_backoff: 10ms}",
+        "{name: a, key: sk-a}, {name: b, key: sk-b}",
+    ));
+    let r = chat(&gw);
+    assert_eq!(
+        (r.status, r.header("x-tollgate-attempts")),
+        (200, Some("3")),
+        "{}",
+        r.body
+    );
+    let keys = key_health(&gw);
+    assert_eq!(
+        (&keys[0]["circuit"], &keys[1]["circuit"]),
+        (&"open".into(), &"open".into()),
+        "{keys}"
+    );
+    // Both benched: the request is served rather than refused.
+    let r = chat(&gw);
+    assert_eq!(
+        (r.status, r.header("x-tollgate-attempts")),
+        (200, Some("1")),
+        "{}",
+        r.body
+    );
+}
+
+#[test]
+fn a_key_that_keeps_failing_is_benched_while_the_other_serves() {
+    // Only `sk-bad` gets 500s: the provider is fine, one key is not.
+    let mock = Mock::start(&["--fail-keys", "sk-bad", "--fail-keys-status", "500"]);
+    let gw = Gateway::start(&format!(
+        "providers:
+  - {{name: p, kind: openai_compatible, base_url: {}, retries: {{max: 3, backoff: 5ms}}, health: {{min_requests: 3}}, keys: [{{name: bad, key: sk-bad, weight: 1000000}}, {{name: good, key: sk-good, weight: 1}}]}}
+virtual_keys: [{{id: vk, key: k}}]
+",
+        mock.base_url()
+    ));
+    // Three 500s on `bad` bench it; the fourth attempt moves to `good`.
+    let r = chat(&gw);
+    assert_eq!(
+        (r.status, r.header("x-tollgate-attempts")),
+        (200, Some("4")),
+        "{}",
+        r.body
+    );
+    let keys = key_health(&gw);
+    assert_eq!(
+        (&keys[0]["circuit"], &keys[1]["circuit"]),
+        (&"open".into(), &"closed".into()),
+        "{keys}"
+    );
+    let r = chat(&gw);
+    assert_eq!(
+        (r.status, r.header("x-tollgate-attempts")),
+        (200, Some("1"))
+    );
+    assert_eq!(
+        authorizations(&mock).last().map(String::as_str),
+        Some("Bearer sk-good")
     );
 }

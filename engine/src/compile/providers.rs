@@ -2,14 +2,22 @@
 
 use super::check_unique;
 use super::limits::LimitRegistry;
-use crate::config::{ConfigError, LoadedConfig, ProviderKind};
-use crate::plan::{ModelMatcher, ProviderKeyPlan, ProviderPlan};
+use crate::config::units::DurationStr;
+use crate::config::{ConfigError, LoadedConfig, ProviderConfig, ProviderKind};
+use crate::plan::{ModelMatcher, ProviderKeyPlan, ProviderPlan, ProviderTimeouts};
 use crate::reliability::backoff::RetryPolicy;
 use crate::reliability::health::HealthPolicy;
 use http::{HeaderValue, Uri};
 use std::time::Duration;
 
+/// A new connection comes up within seconds or not at all; a model may think for minutes
+/// before its first token, hence the long total; a stream that has started and then says
+/// nothing for a minute has stalled.
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
+const DEFAULT_STREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Longer than any sensible attempt, and far from overflowing deadline arithmetic.
+const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 
 pub(super) fn compile_providers(
     loaded: &LoadedConfig,
@@ -158,10 +166,61 @@ pub(super) fn compile_providers(
             embeddings_url,
             keys,
             models,
-            timeout: p.timeout.map_or(DEFAULT_TIMEOUT, |t| t.0),
+            timeouts: compile_timeouts(loaded, i, p, errors),
+            client: None,
         });
     }
     out
+}
+
+/// `timeout`, `connect_timeout`, `first_byte_timeout`, `stream_idle_timeout`: each above 0
+/// and at most 24h; the wait for headers cannot outlast the whole attempt.
+fn compile_timeouts(
+    loaded: &LoadedConfig,
+    i: usize,
+    p: &ProviderConfig,
+    errors: &mut Vec<ConfigError>,
+) -> ProviderTimeouts {
+    let mut field = |name: &str, value: Option<DurationStr>, default: Duration| {
+        let Some(DurationStr(d)) = value else {
+            return default;
+        };
+        if d.is_zero() || d > MAX_TIMEOUT {
+            errors.push(loaded.error_at(
+                &format!("providers[{i}].{name}"),
+                format!("{name} must be above 0 and at most 24h (got {d:?})"),
+            ));
+            return default;
+        }
+        d
+    };
+    let total = field("timeout", p.timeout, DEFAULT_TIMEOUT);
+    let connect = field(
+        "connect_timeout",
+        p.connect_timeout,
+        DEFAULT_CONNECT_TIMEOUT,
+    );
+    let first_byte = field("first_byte_timeout", p.first_byte_timeout, total);
+    let stream_idle = field(
+        "stream_idle_timeout",
+        p.stream_idle_timeout,
+        DEFAULT_STREAM_IDLE_TIMEOUT,
+    );
+    if first_byte > total {
+        errors.push(loaded.error_at(
+            &format!("providers[{i}].first_byte_timeout"),
+            format!(
+                "first_byte_timeout ({first_byte:?}) is longer than timeout ({total:?}), which \
+                 bounds the whole attempt: lower it or raise timeout"
+            ),
+        ));
+    }
+    ProviderTimeouts {
+        connect,
+        first_byte,
+        total,
+        stream_idle,
+    }
 }
 
 pub(super) fn matcher(

@@ -102,3 +102,46 @@ fn redacted_config_hides_secrets() {
     );
     assert!(text.contains("[REDACTED]"));
 }
+
+#[test]
+fn provider_timeouts_default_and_compile() {
+    let plan = build(BASE).unwrap();
+    let t = plan.providers[0].timeouts;
+    let secs = std::time::Duration::from_secs;
+    assert_eq!(
+        (t.connect, t.first_byte, t.total, t.stream_idle),
+        (secs(10), secs(600), secs(600), secs(60))
+    );
+    let text = BASE.replace(
+        "    base_url: http://127.0.0.1:9/v1\n",
+        "    base_url: http://127.0.0.1:9/v1\n    timeout: 30s\n    connect_timeout: 2s\n    stream_idle_timeout: 5s\n",
+    );
+    let t = build(&text).unwrap().providers[1].timeouts;
+    // first_byte_timeout follows timeout when not given.
+    assert_eq!(
+        (t.connect, t.first_byte, t.total, t.stream_idle),
+        (secs(2), secs(30), secs(30), secs(5))
+    );
+}
+
+#[test]
+fn bad_provider_timeouts_are_located() {
+    let text = BASE.replace(
+        "    base_url: http://127.0.0.1:9/v1\n",
+        "    base_url: http://127.0.0.1:9/v1\n    timeout: 10s\n    first_byte_timeout: 20s\n    connect_timeout: 0ms\n    stream_idle_timeout: 2d\n",
+    );
+    let errs = build(&text).unwrap_err();
+    let found: Vec<(usize, usize, &str)> = errs
+        .iter()
+        .map(|e| (e.line, e.col, e.message.as_str()))
+        .collect();
+    assert_eq!(found.len(), 3, "{errs:?}");
+    assert_eq!((found[0].0, found[0].1), (10, 25), "{errs:?}");
+    assert!(found[0]
+        .2
+        .contains("first_byte_timeout (20s) is longer than timeout (10s)"));
+    assert_eq!((found[1].0, found[1].1), (11, 22), "{errs:?}");
+    assert!(found[1].2.contains("connect_timeout must be above 0"));
+    assert_eq!((found[2].0, found[2].1), (12, 26), "{errs:?}");
+    assert!(found[2].2.contains("at most 24h"));
+}

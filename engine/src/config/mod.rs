@@ -128,8 +128,20 @@ pub struct ProviderConfig {
     /// Served models; `"*"` serves any. Omitted means any.
     #[serde(default)]
     pub models: Option<Vec<String>>,
+    /// The whole of one attempt: connecting, response headers, and the body or stream to
+    /// its end (default 600s).
     #[serde(default)]
     pub timeout: Option<DurationStr>,
+    /// TCP connect of a new upstream connection (default 10s).
+    #[serde(default)]
+    pub connect_timeout: Option<DurationStr>,
+    /// From sending the request until the response headers arrive, connecting included
+    /// (default: `timeout`). At most `timeout`.
+    #[serde(default)]
+    pub first_byte_timeout: Option<DurationStr>,
+    /// Longest silence between two chunks of a stream once the first has arrived (default 60s).
+    #[serde(default)]
+    pub stream_idle_timeout: Option<DurationStr>,
     /// `retries: {max: 2, backoff: 200ms, max_backoff: 5s}`; omitted: those defaults.
     #[serde(default)]
     pub retries: Option<RetriesConfig>,

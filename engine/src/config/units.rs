@@ -62,10 +62,8 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             ))
         }
     };
-    if !secs.is_finite() || secs < 0.0 {
-        return Err(format!("invalid duration `{text}`"));
-    }
-    Ok(Duration::from_secs_f64(secs))
+    // `try_`: a value too large for a Duration is a config error, not a panic.
+    Duration::try_from_secs_f64(secs).map_err(|_| format!("invalid duration `{text}`"))
 }
 
 impl<'de> Deserialize<'de> for ByteSize {
@@ -134,5 +132,6 @@ mod tests {
         assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
         assert!(parse_duration("60").unwrap_err().contains("needs a unit"));
         assert!(parse_duration("5 fortnights").is_err());
+        assert!(parse_duration("99999999999999999999999d").is_err());
     }
 }

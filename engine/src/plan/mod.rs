@@ -33,6 +33,9 @@ pub struct Plan {
     /// Reload on config file change (taken at start).
     pub watch_config: bool,
     pub providers: Vec<ProviderPlan>,
+    /// Health trackers of each provider and provider key, by index. A running gateway binds
+    /// its own (which outlive plans) before the plan serves.
+    pub health: crate::reliability::trackers::PlanHealth,
     pub(crate) provider_by_name: HashMap<String, usize>,
     pub(crate) key_by_digest: HashMap<KeyDigest, usize>,
     pub keys: Vec<KeyPlan>,
@@ -96,7 +99,10 @@ pub struct ProviderPlan {
     pub embeddings_url: Uri,
     pub keys: Vec<ProviderKeyPlan>,
     pub models: ModelMatcher,
-    pub timeout: Duration,
+    pub timeouts: ProviderTimeouts,
+    /// The pooled client for this provider's connect timeout, set by the gateway when it
+    /// takes the plan in (pools outlive plans); `None` in plans only checked or tested.
+    pub client: Option<crate::proxy::UpstreamClient>,
     pub retries: crate::reliability::backoff::RetryPolicy,
     pub health: crate::reliability::health::HealthPolicy,
     /// The global tier of this provider.
@@ -109,6 +115,20 @@ impl ProviderPlan {
     pub fn serves(&self, model: &str) -> bool {
         self.models.matches(model)
     }
+}
+
+/// How long each phase of one attempt at a provider may take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProviderTimeouts {
+    /// TCP connect of a new connection (a pooled one needs none).
+    pub connect: Duration,
+    /// From sending the request until the response headers arrive, connecting included;
+    /// at most `total`.
+    pub first_byte: Duration,
+    /// The whole attempt: headers, then the body or the stream to its end.
+    pub total: Duration,
+    /// Longest silence between two chunks of a stream, once the first has arrived.
+    pub stream_idle: Duration,
 }
 
 #[derive(Debug)]

@@ -7,6 +7,7 @@ use crate::admission::limits::Ledger;
 use crate::error::{ApiError, ErrorType};
 use crate::reliability::health::Circuit;
 use crate::state::{CounterKey, LimitKind, Usage};
+use crate::telemetry::escape_label as escape;
 use http::{Method, Request, StatusCode};
 use hyper::body::Incoming;
 use sha2::{Digest, Sha256};
@@ -134,31 +135,63 @@ async fn usage(gw: &Gateway) -> Result<Vec<u8>, String> {
     Ok(serde_json::to_vec(&serde_json::json!({ "counters": counters })).unwrap_or_default())
 }
 
-/// The metrics, plus provider health (which lives in the gateway, not in `Metrics`).
+/// The metrics, plus provider and key health (which live in the plan, not in `Metrics`).
 fn metrics_text(gw: &Gateway) -> String {
     use std::fmt::Write;
     let mut out = gw.metrics.render();
+    let report = gw.health_report(&gw.plan.load());
     out.push_str("# HELP tollgate_provider_healthy 1 while a provider's circuit is closed (half-open and open: 0).\n");
     out.push_str("# TYPE tollgate_provider_healthy gauge\n");
-    for (name, circuit) in gw.health_report(&gw.plan.load()) {
-        let up = u8::from(circuit == Circuit::Closed);
+    for p in &report {
+        let up = u8::from(p.circuit == Circuit::Closed);
+        let name = escape(&p.name);
         let _ = writeln!(out, "tollgate_provider_healthy{{provider=\"{name}\"}} {up}");
+    }
+    out.push_str("# HELP tollgate_provider_key_healthy 1 while a provider key is in use (0: benched or probing).\n");
+    out.push_str("# TYPE tollgate_provider_key_healthy gauge\n");
+    for p in &report {
+        for (key, circuit) in &p.keys {
+            let up = u8::from(*circuit == Circuit::Closed);
+            let _ = writeln!(
+                out,
+                "tollgate_provider_key_healthy{{provider=\"{}\",key=\"{}\"}} {up}",
+                escape(&p.name),
+                escape(key)
+            );
+        }
     }
     out
 }
 
-/// `{"providers": [{"provider", "healthy", "circuit": "closed|open|half_open"}]}`
+fn circuit_name(c: Circuit) -> &'static str {
+    match c {
+        Circuit::Closed => "closed",
+        Circuit::Open => "open",
+        Circuit::HalfOpen => "half_open",
+    }
+}
+
+/// `{"providers": [{"provider", "healthy", "circuit": "closed|open|half_open", "keys":
+/// [{"key", "healthy", "circuit"}]}]}`; keys by name, never the secret. A key whose circuit
+/// is open is benched.
 fn health(gw: &Gateway) -> Vec<u8> {
     let providers: Vec<serde_json::Value> = gw
         .health_report(&gw.plan.load())
         .into_iter()
-        .map(|(name, circuit)| {
-            let state = match circuit {
-                Circuit::Closed => "closed",
-                Circuit::Open => "open",
-                Circuit::HalfOpen => "half_open",
-            };
-            serde_json::json!({"provider": &*name, "healthy": circuit == Circuit::Closed, "circuit": state})
+        .map(|p| {
+            let keys: Vec<serde_json::Value> = p
+                .keys
+                .iter()
+                .map(|(name, c)| {
+                    serde_json::json!({"key": &**name, "healthy": *c == Circuit::Closed, "circuit": circuit_name(*c)})
+                })
+                .collect();
+            serde_json::json!({
+                "provider": &*p.name,
+                "healthy": p.circuit == Circuit::Closed,
+                "circuit": circuit_name(p.circuit),
+                "keys": keys,
+            })
         })
         .collect();
     serde_json::to_vec(&serde_json::json!({ "providers": providers })).unwrap_or_default()

@@ -1,12 +1,16 @@
 //! One provider's attempts at a request: send, and on a connection error, timeout, 5xx, 408 or
 //! 429 wait (backoff with jitter, or the provider's `retry-after`) and try again, up to
 //! `retries.max` times. A 429, 401 or 403 moves to the provider's next key first: the key, not
-//! the provider, is what is limited or refused.
+//! the provider, is what is limited or refused, so it is also benched (see
+//! `reliability::keys`), as is a key whose own failure rate opens its circuit.
 
 use super::upstream::{self, SendError};
 use super::Gateway;
 use crate::plan::{ProviderKeyPlan, ProviderPlan};
 use crate::reliability::backoff::parse_retry_after;
+use crate::reliability::health::{Health, HealthPolicy};
+use crate::reliability::keys::KeyRing;
+use crate::reliability::trackers::ProviderHealth;
 use crate::state::unix_now;
 
 fn now_secs() -> u64 {
@@ -66,48 +70,67 @@ fn rotates_key(status: StatusCode) -> bool {
     matches!(status.as_u16(), 429 | 401 | 403)
 }
 
-/// Tries `provider` with the keys that serve `model`, starting at `first_key`. `build` makes
-/// the request for a given key. On success: the response, when its attempt started, and the
-/// name of the key that got it.
+/// Counts one outcome for the provider and for the key that got it.
+fn record(policy: &HealthPolicy, trackers: [Option<&Health>; 2], ok: bool) {
+    let now = now_secs();
+    for h in trackers.into_iter().flatten() {
+        h.record(policy, now, ok);
+    }
+}
+
+/// Tries `provider` with the keys that serve `model`, starting at `first_key` unless it is
+/// benched. `trackers`: the provider's and its keys' health, from the request's plan. `build`
+/// makes the request for a given key. On success: the response, when its attempt started,
+/// and the name of the key that got it.
 pub async fn send_with_retries(
     gw: &Gateway,
     provider: &ProviderPlan,
+    trackers: Option<&ProviderHealth>,
     model: &str,
     first_key: Option<&ProviderKeyPlan>,
     build: &BuildRequest<'_>,
     attempts: &mut Attempts,
 ) -> Result<(http::Response<Incoming>, Instant, Option<String>), Exhausted> {
-    let health = gw.health(&provider.name);
-    let keys: Vec<&ProviderKeyPlan> = provider.keys.iter().filter(|k| k.serves(model)).collect();
-    let mut key_at = first_key
-        .and_then(|k| keys.iter().position(|x| std::ptr::eq(*x, k)))
-        .unwrap_or(0);
+    let health = trackers.map(|t| &*t.provider);
+    let mut ring = KeyRing::new(provider, trackers, model, first_key, now_secs());
     let mut last = Exhausted {
         timed_out: false,
         last_error: String::new(),
     };
     for attempt in 0..=provider.retries.max {
-        let key = keys.get(key_at).copied();
+        let key = ring.current();
+        let key_health = ring.tracker();
         let Some(req) = build(key) else { break };
         let started = Instant::now();
         let mut retry_after = None;
-        match upstream::send(&gw.upstream, req, provider.timeout).await {
+        let mut rotate = false;
+        let client = gw.upstreams.client(provider);
+        match upstream::send(client, req, &provider.timeouts).await {
             Ok(resp) if !is_retryable(resp.status()) => {
-                health.record(&provider.health, now_secs(), true);
+                record(&provider.health, [health, key_health], true);
                 return Ok((resp, started, key.map(|k| k.name.to_string())));
             }
             Ok(resp) => {
                 let status = resp.status();
-                // A refused or rate-limited key says nothing about the provider's health.
-                if !rotates_key(status) {
-                    health.record(&provider.health, now_secs(), false);
+                // A refused or rate-limited key says nothing about the provider's health, and
+                // all there is to know about the key's: bench it.
+                rotate = rotates_key(status);
+                if rotate {
+                    if let Some(k) = key_health {
+                        k.trip(now_secs());
+                    }
+                } else {
+                    record(&provider.health, [health, key_health], false);
                 }
                 retry_after = resp
                     .headers()
                     .get(http::header::RETRY_AFTER)
                     .and_then(|v| v.to_str().ok())
                     .and_then(parse_retry_after);
-                let body = tokio::time::timeout(provider.timeout, resp.into_body().collect()).await;
+                // The error body is part of the attempt: within what is left of `timeout`.
+                let deadline = started + provider.timeouts.total;
+                let body =
+                    tokio::time::timeout_at(deadline.into(), resp.into_body().collect()).await;
                 let msg = body
                     .ok()
                     .and_then(Result::ok)
@@ -129,24 +152,24 @@ pub async fn send_with_retries(
                         status.as_u16()
                     ),
                 };
-                if rotates_key(status) && !keys.is_empty() {
-                    key_at = (key_at + 1) % keys.len();
-                }
             }
-            Err(SendError::Timeout) => {
-                health.record(&provider.health, now_secs(), false);
-                attempts.push(provider, model, key, None, "timeout", started.elapsed());
+            Err(SendError::TimedOut(phase)) => {
+                record(&provider.health, [health, key_health], false);
+                attempts.push(
+                    provider,
+                    model,
+                    key,
+                    None,
+                    phase.as_str(),
+                    started.elapsed(),
+                );
                 last = Exhausted {
                     timed_out: true,
-                    last_error: format!(
-                        "provider `{}` did not answer within {} ms",
-                        provider.name,
-                        provider.timeout.as_millis()
-                    ),
+                    last_error: phase.message(&provider.name, &provider.timeouts),
                 };
             }
             Err(SendError::Failed(msg)) => {
-                health.record(&provider.health, now_secs(), false);
+                record(&provider.health, [health, key_health], false);
                 attempts.push(provider, model, key, None, &msg, started.elapsed());
                 last = Exhausted {
                     timed_out: false,
@@ -154,6 +177,7 @@ pub async fn send_with_retries(
                 };
             }
         }
+        ring.advance(now_secs(), rotate);
         if attempt < provider.retries.max {
             gw.metrics.record_retry(&provider.name);
             tokio::time::sleep(

@@ -6,7 +6,7 @@ use super::body::{read_limited, ProxyBody};
 use super::inbound;
 use super::inbound::Inbound;
 use super::outbound::{self, Answerer};
-use super::relay::Relay;
+use super::relay::{Relay, StreamBounds};
 use super::request::RequestHead;
 use super::respond::{self, ProxyResponse, REQUEST_ID};
 use super::view::ProxyView;
@@ -18,6 +18,7 @@ use crate::admission::route::check_model;
 use crate::error::{ApiError, ErrorType};
 use crate::plan::KeyPlan;
 use crate::plan::{Plan, ProviderKeyPlan, ProviderPlan};
+use crate::reliability::trackers::ProviderHealth;
 use crate::telemetry::{Endpoint, RequestOutcome};
 use bytes::Bytes;
 use http::header::{self, HeaderName};
@@ -136,6 +137,10 @@ async fn proxy<'p>(
     let mut primary_tried = gw.unhealthy(plan, fastrand::f64());
     let skipped_unhealthy = primary_tried.len();
     let mut last_error = None;
+    // The provider whose attempts all failed, until the request moves on (for the metric).
+    let mut failed_on: Option<&std::sync::Arc<str>> = None;
+    // A `provider/model` primary names its one provider: past the list there is no other.
+    let mut primary_pinned = false;
     let mut step = 0;
     loop {
         let (model, from_policy, excluded) = if step < targets.len() {
@@ -149,6 +154,10 @@ async fn proxy<'p>(
                     &[][..]
                 },
             )
+        } else if primary_pinned {
+            // (Routing ignores exclusions for a pinned model: admitting it again would retry
+            // the same provider for ever.)
+            break;
         } else {
             (targets[0].0, targets[0].1, &primary_tried[..])
         };
@@ -181,6 +190,13 @@ async fn proxy<'p>(
         if step == 0 || step >= targets.len() {
             primary_tried.push(admission.route.provider_index);
         }
+        if step == 0 {
+            primary_pinned = admission.route.pinned;
+        }
+        let provider = admission.route.provider;
+        if let Some(from) = failed_on.take() {
+            gw.metrics.record_fallback(from, &provider.name);
+        }
         let route_call = RouteCall {
             endpoint,
             head: &head,
@@ -190,6 +206,7 @@ async fn proxy<'p>(
             request_id,
             now,
             redacted_messages: redacted_messages.as_deref(),
+            health: plan.health.provider(admission.route.provider_index),
         };
         match serve_route(
             gw,
@@ -203,7 +220,10 @@ async fn proxy<'p>(
         .await
         {
             Ok(answer) => return answer,
-            Err(exhausted) => last_error = Some(exhausted),
+            Err(exhausted) => {
+                last_error = Some(exhausted);
+                failed_on = Some(&provider.name);
+            }
         }
         // Past the list, keep trying the primary on providers not yet tried; `admit` fails
         // (ending the loop) once none is left.
@@ -229,6 +249,8 @@ struct RouteCall<'a, 'b> {
     request_id: &'a HeaderValue,
     now: i64,
     redacted_messages: Option<&'a str>,
+    /// The provider's and its keys' health trackers, from the request's plan.
+    health: Option<&'a ProviderHealth>,
 }
 
 /// Carries one admitted route to an answer. `Ok(..)`: the answer for the client (a success,
@@ -257,6 +279,7 @@ async fn serve_route<'p>(
         request_id,
         now,
         redacted_messages,
+        health,
     } = call;
     let headroom = admitted.tightest(now);
     if admitted.price.is_none() {
@@ -296,6 +319,7 @@ async fn serve_route<'p>(
     let sent = send_with_retries(
         gw,
         provider,
+        health,
         route.model,
         route.provider_key,
         &build,
@@ -316,7 +340,7 @@ async fn serve_route<'p>(
                 .with("attempts", serde_json::Value::Array(attempts.0.clone())));
         }
     };
-    let deadline = attempt_started + provider.timeout;
+    let deadline = attempt_started + provider.timeouts.total;
     let attempt = |status: Option<u16>, error: &str| {
         let mut all = attempts.0.clone();
         all.push(serde_json::json!({
@@ -346,6 +370,12 @@ async fn serve_route<'p>(
                 Some(admitted),
                 prompt_tokens,
                 !head.client_wants_usage,
+                StreamBounds {
+                    provider: provider.name.clone(),
+                    deadline: deadline.into(),
+                    total: provider.timeouts.total,
+                    idle: provider.timeouts.stream_idle,
+                },
             )
             .with_rewrite(guard),
         ))
@@ -438,9 +468,9 @@ fn timeout_error(provider: &ProviderPlan, attempts: serde_json::Value) -> ApiErr
     ApiError::new(
         ErrorType::UpstreamTimeout,
         format!(
-            "provider `{}` did not answer within {} ms",
+            "provider `{}` did not answer within {} ms (timeout)",
             provider.name,
-            provider.timeout.as_millis()
+            provider.timeouts.total.as_millis()
         ),
     )
     .with("attempts", attempts)

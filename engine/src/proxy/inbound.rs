@@ -141,7 +141,12 @@ pub(super) async fn webhook_flags(
         .header(http::header::CONTENT_TYPE, "application/json")
         .body(Full::new(Bytes::from(body.to_string())));
     let verdict = async {
-        let resp = gw.upstream.request(req.ok()?).await.ok()?;
+        let resp = gw
+            .upstreams
+            .default_client()
+            .request(req.ok()?)
+            .await
+            .ok()?;
         if !resp.status().is_success() {
             return None;
         }

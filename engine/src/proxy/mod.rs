@@ -26,7 +26,8 @@ use crate::admission::limits::Ledger;
 use crate::compile::{compile, compile_with};
 use crate::config::{load_file, ConfigError};
 use crate::plan::Plan;
-use crate::reliability::health::{Circuit, Health};
+use crate::reliability::health::Circuit;
+use crate::reliability::trackers::HealthRegistry;
 use crate::state::{MemoryStore, RedisStore, Snapshot};
 use crate::telemetry::Metrics;
 use arc_swap::ArcSwap;
@@ -35,7 +36,8 @@ use smallvec::SmallVec;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
-use upstream::UpstreamClient;
+pub use upstream::UpstreamClient;
+use upstream::Upstreams;
 
 /// Everything a running gateway shares across requests. The plan is swapped whole on reload.
 pub struct Gateway {
@@ -44,12 +46,21 @@ pub struct Gateway {
     pub metrics: Arc<Metrics>,
     /// Usage counters: outside the plan, so a reload keeps them.
     pub state: MemoryStore,
-    /// Health of each provider, by name: outlives plans, like usage counters.
-    health: papaya::HashMap<Arc<str>, Arc<Health>>,
+    /// Health of each provider and provider key: outlives plans, like usage counters, and is
+    /// bound into each plan before it serves.
+    health: HealthRegistry,
     /// Set when `state.kind: redis`: counters then live there, shared by replicas.
     redis: Option<RedisStore>,
-    upstream: UpstreamClient,
+    /// Pooled upstream clients, one per connect timeout: outlive plans, like health.
+    upstreams: Upstreams,
     config_path: PathBuf,
+}
+
+/// The circuit of one provider and of each of its keys (by name; never the secret).
+pub struct ProviderReport {
+    pub name: Arc<str>,
+    pub circuit: Circuit,
+    pub keys: Vec<(Arc<str>, Circuit)>,
 }
 
 /// Reads and compiles a config file into a plan.
@@ -62,8 +73,12 @@ impl Gateway {
     /// served yet.
     pub async fn open(config_path: PathBuf) -> Result<Gateway, Vec<String>> {
         let state = MemoryStore::new();
-        let plan =
+        let health = HealthRegistry::default();
+        let mut plan =
             compile_with(&load_file(&config_path).map_err(strings)?, &state).map_err(strings)?;
+        plan.health = health.bind(&plan.providers);
+        let upstreams = Upstreams::new();
+        upstreams.attach(&mut plan);
         if let Some(path) = &plan.snapshot_file {
             match Snapshot::read_file(path) {
                 Ok(Some(snapshot)) => {
@@ -94,47 +109,51 @@ impl Gateway {
             plan: ArcSwap::from_pointee(plan),
             metrics: Arc::default(),
             state,
-            health: papaya::HashMap::new(),
+            health,
             redis,
-            upstream: upstream::build_client(),
+            upstreams,
             config_path,
         })
-    }
-
-    /// The health tracker of a provider.
-    pub fn health(&self, provider: &Arc<str>) -> Arc<Health> {
-        self.health
-            .pin()
-            .get_or_insert_with(provider.clone(), || Arc::new(Health::default()))
-            .clone()
     }
 
     /// Providers whose circuit is open for this request (`roll` picks half-open probes).
     pub fn unhealthy(&self, plan: &Plan, roll: f64) -> SmallVec<[usize; 4]> {
         let now = crate::state::unix_now() as u64;
-        let map = self.health.pin();
         plan.providers
             .iter()
             .enumerate()
-            .filter(|(_, p)| {
-                map.get(&p.name)
-                    .is_some_and(|h| !h.admits(&p.health, now, roll))
+            .filter(|&(i, p)| {
+                plan.health
+                    .provider(i)
+                    .is_some_and(|h| !h.provider.admits(&p.health, now, roll))
             })
             .map(|(i, _)| i)
             .collect()
     }
 
-    /// `{provider: {healthy, circuit}}` for `/admin/health` and metrics.
-    pub fn health_report(&self, plan: &Plan) -> Vec<(Arc<str>, Circuit)> {
+    /// The circuit of every provider and provider key, for `/admin/health` and metrics.
+    pub fn health_report(&self, plan: &Plan) -> Vec<ProviderReport> {
         let now = crate::state::unix_now() as u64;
-        let map = self.health.pin();
         plan.providers
             .iter()
-            .map(|p| {
-                let c = map
-                    .get(&p.name)
-                    .map_or(Circuit::Closed, |h| h.circuit(&p.health, now));
-                (p.name.clone(), c)
+            .enumerate()
+            .map(|(i, p)| {
+                let trackers = plan.health.provider(i);
+                let circuit = |h: Option<&crate::reliability::health::Health>| {
+                    h.map_or(Circuit::Closed, |h| h.circuit(&p.health, now))
+                };
+                ProviderReport {
+                    name: p.name.clone(),
+                    circuit: circuit(trackers.map(|t| &*t.provider)),
+                    keys: p
+                        .keys
+                        .iter()
+                        .enumerate()
+                        .map(|(k, key)| {
+                            (key.name.clone(), circuit(trackers.and_then(|t| t.key(k))))
+                        })
+                        .collect(),
+                }
             })
             .collect()
     }
@@ -164,7 +183,9 @@ impl Gateway {
     /// keeps serving and every error is returned (and logged).
     pub fn reload(&self) -> Result<(), Vec<ConfigError>> {
         match load_file(&self.config_path).and_then(|l| compile_with(&l, &self.state)) {
-            Ok(plan) => {
+            Ok(mut plan) => {
+                plan.health = self.health.bind(&plan.providers);
+                self.upstreams.attach(&mut plan);
                 if plan.counts_tokens {
                     crate::admission::estimate::warm_up();
                 }

@@ -1,14 +1,22 @@
 //! Relaying an upstream SSE stream to the client while reading its usage: the final usage
 //! chunk settles the request's reservation; a stream that ends early, breaks, or is dropped
-//! by the client is settled from what was sent so far, never zero.
+//! by the client is settled from what was sent so far, never zero. A stream the upstream
+//! breaks (see [`ending`]) ends with an error event instead of `[DONE]`.
 //!
 //! With output guardrails, a [`Rewrite`] sees every whole event before the client does (it may
 //! hold text back and change events). Without one, the relay forwards the upstream bytes as
 //! they came: no event is parsed beyond what usage reading needs.
 
+#[cfg(test)]
+mod broken_streams;
+mod ending;
+
+pub use ending::StreamBounds;
+
 use crate::admission::estimate::{usage_of, Usage};
 use crate::admission::limits::Admitted;
 use bytes::{Buf, Bytes, BytesMut};
+use ending::{Broken, Watchdog};
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use serde::Deserialize;
@@ -27,6 +35,18 @@ pub struct EventScanner {
     pub usage: Option<Usage>,
     /// Characters of answer text seen so far.
     pub content_chars: u64,
+    /// `[DONE]` was seen: the answer is whole, whatever happens to the connection after.
+    pub done: bool,
+    /// A `data:` event was not JSON; it and everything after it were not passed on.
+    pub malformed: bool,
+}
+
+/// What one event is to the relay.
+enum Seen {
+    Forward,
+    /// The gateway's own usage chunk, kept from the client.
+    Hide,
+    Malformed,
 }
 
 impl EventScanner {
@@ -42,20 +62,26 @@ impl EventScanner {
         self.pending
             .extend_from_slice(&data.copy_to_bytes(data.remaining()));
         let end = find_last(&self.pending, b"\n\n")? + 2;
-        let chunk = self.pending.split_to(end).freeze();
+        let mut chunk = self.pending.split_to(end).freeze();
         let mut kept: Option<BytesMut> = None;
         let mut at = 0;
         while let Some(len) = find_first(&chunk[at..], b"\n\n") {
             let event = &chunk[at..at + len + 2];
-            let hide = self.read_event(event);
-            match (&mut kept, hide) {
-                (None, true) => kept = Some(BytesMut::from(&chunk[..at])),
-                (Some(k), false) => k.extend_from_slice(event),
+            match (&mut kept, self.read_event(event)) {
+                (_, Seen::Malformed) => {
+                    self.malformed = true;
+                    self.pending.clear();
+                    chunk.truncate(at);
+                    break;
+                }
+                (None, Seen::Hide) => kept = Some(BytesMut::from(&chunk[..at])),
+                (Some(k), Seen::Forward) => k.extend_from_slice(event),
                 _ => {}
             }
             at += len + 2;
         }
         match kept {
+            None if chunk.is_empty() => None,
             None => Some(chunk),
             Some(k) if k.is_empty() => None,
             Some(k) => Some(k.freeze()),
@@ -67,31 +93,49 @@ impl EventScanner {
         (!self.pending.is_empty()).then(|| self.pending.split().freeze())
     }
 
-    /// Records what one event carries; true when it should not reach the client.
-    fn read_event(&mut self, event: &[u8]) -> bool {
+    /// Records what one event carries, and whether it reaches the client.
+    fn read_event(&mut self, event: &[u8]) -> Seen {
         let Some(data) = event
             .strip_prefix(b"data: ")
             .or_else(|| event.strip_prefix(b"data:"))
         else {
-            return false;
+            return Seen::Forward;
         };
         if data.starts_with(b"[DONE]") {
-            return false;
+            self.done = true;
+            return Seen::Forward;
         }
         if let Some(u) = find_first(data, b"\"usage\":{").and_then(|_| usage_of(data)) {
             self.usage = Some(u);
-            return self.hide_usage_chunk && find_first(data, b"\"choices\":[]").is_some();
+            if self.hide_usage_chunk && find_first(data, b"\"choices\":[]").is_some() {
+                return Seen::Hide;
+            }
+            return Seen::Forward;
         }
-        if let Ok(c) = serde_json::from_slice::<Chunk>(data) {
-            self.content_chars += c
-                .choices
-                .iter()
-                .filter_map(|ch| ch.delta.as_ref()?.content.as_deref())
-                .map(|t| t.chars().count() as u64)
-                .sum::<u64>();
+        match serde_json::from_slice::<Chunk>(data) {
+            Ok(c) => {
+                self.content_chars += c
+                    .choices
+                    .iter()
+                    .filter_map(|ch| ch.delta.as_ref()?.content.as_deref())
+                    .map(|t| t.chars().count() as u64)
+                    .sum::<u64>();
+            }
+            Err(_) if is_malformed(data) => return Seen::Malformed,
+            Err(_) => {}
         }
-        false
+        Seen::Forward
     }
+}
+
+/// A one-line `data:` payload that is not JSON (checked only when it is not a chunk, so the
+/// usual event is parsed once). Empty and multi-line payloads are left alone: they are rare
+/// and not necessarily broken.
+fn is_malformed(data: &[u8]) -> bool {
+    let data = data.trim_ascii();
+    !data.is_empty()
+        && !data.contains(&b'\n')
+        && serde_json::from_slice::<serde::de::IgnoredAny>(data).is_err()
 }
 
 #[derive(Deserialize)]
@@ -166,34 +210,39 @@ fn for_each_event(events: &[u8], mut f: impl FnMut(&[u8])) {
 }
 
 /// The response body of a relayed stream; settles the reservation when it ends or is dropped.
-pub struct Relay {
-    inner: Incoming,
+/// Generic over the upstream body for tests; the gateway relays hyper's `Incoming`.
+pub struct Relay<B = Incoming> {
+    /// `None` once the stream has ended: the upstream connection is let go at once.
+    inner: Option<B>,
     flow: Outflow,
     /// Prompt tokens estimated before the call, for settling a stream that reported none.
     prompt_estimate: u64,
     admitted: Option<Admitted>,
+    watchdog: Watchdog,
 }
 
-impl Relay {
+impl<B> Relay<B> {
     pub fn new(
-        inner: Incoming,
+        inner: B,
         admitted: Option<Admitted>,
         prompt_estimate: u64,
         hide_usage_chunk: bool,
-    ) -> Relay {
+        bounds: StreamBounds,
+    ) -> Relay<B> {
         Relay {
-            inner,
+            inner: Some(inner),
             flow: Outflow {
                 scanner: EventScanner::new(hide_usage_chunk),
                 rewrite: None,
             },
             prompt_estimate,
             admitted,
+            watchdog: Watchdog::new(bounds),
         }
     }
 
     /// Passes every event through `rewrite` (`None`: forward upstream bytes unchanged).
-    pub fn with_rewrite(mut self, rewrite: Option<Box<dyn Rewrite>>) -> Relay {
+    pub fn with_rewrite(mut self, rewrite: Option<Box<dyn Rewrite>>) -> Relay<B> {
         self.flow.rewrite = rewrite;
         self
     }
@@ -210,9 +259,30 @@ impl Relay {
             admitted.settle(Some(usage));
         }
     }
+
+    /// Ends the stream because the upstream broke: settles, lets the upstream go, and sends
+    /// `owed` (events already taken in) followed by the error event. After `[DONE]` the answer
+    /// is whole, and the stream just ends.
+    fn end_broken(&mut self, owed: Option<Bytes>, why: Broken) -> Option<Bytes> {
+        self.settle();
+        self.inner = None;
+        // Output guardrails are not run over a broken answer, and text they hold back stays
+        // held: the client is told the answer failed.
+        self.flow.rewrite = None;
+        if self.flow.scanner.done {
+            return owed;
+        }
+        let provider = self.watchdog.provider();
+        tracing::warn!(provider, reason = ?why, "upstream stream broke off");
+        Some(why.event(provider, owed))
+    }
 }
 
-impl Body for Relay {
+impl<B> Body for Relay<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: std::error::Error,
+{
     type Data = Bytes;
     type Error = hyper::Error;
 
@@ -221,31 +291,46 @@ impl Body for Relay {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         let this = self.get_mut();
+        let data = |b: Option<Bytes>| Poll::Ready(b.map(|b| Ok(Frame::data(b))));
         loop {
-            match Pin::new(&mut this.inner).poll_frame(cx) {
-                Poll::Pending => return Poll::Pending,
+            let Some(inner) = this.inner.as_mut() else {
+                return Poll::Ready(None);
+            };
+            match Pin::new(inner).poll_frame(cx) {
+                Poll::Pending => {
+                    return match this.watchdog.poll_expired(cx) {
+                        Poll::Pending => Poll::Pending,
+                        Poll::Ready(why) => data(this.end_broken(None, why)),
+                    };
+                }
                 Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
-                    Ok(data) => {
-                        if let Some(out) = this.flow.push(data) {
-                            return Poll::Ready(Some(Ok(Frame::data(out))));
+                    Ok(bytes) => {
+                        this.watchdog.chunk();
+                        let out = this.flow.push(bytes);
+                        if this.flow.scanner.malformed {
+                            return data(this.end_broken(out, Broken::Malformed));
+                        }
+                        if let Some(out) = out {
+                            return data(Some(out));
                         }
                     }
                     Err(other) => return Poll::Ready(Some(Ok(other))),
                 },
                 Poll::Ready(Some(Err(e))) => {
-                    this.settle();
-                    return Poll::Ready(Some(Err(e)));
+                    let why = Broken::Dropped(super::upstream::describe(&e));
+                    return data(this.end_broken(None, why));
                 }
                 Poll::Ready(None) => {
                     this.settle();
-                    return Poll::Ready(this.flow.finish().map(|b| Ok(Frame::data(b))));
+                    this.inner = None;
+                    return data(this.flow.finish());
                 }
             }
         }
     }
 
     fn is_end_stream(&self) -> bool {
-        self.admitted.is_none() && self.inner.is_end_stream()
+        self.admitted.is_none() && self.inner.as_ref().is_none_or(|b| b.is_end_stream())
     }
 
     fn size_hint(&self) -> SizeHint {
@@ -253,7 +338,7 @@ impl Body for Relay {
     }
 }
 
-impl Drop for Relay {
+impl<B> Drop for Relay<B> {
     /// The client went away mid-stream (or the response was dropped): charge what was sent.
     fn drop(&mut self) {
         self.settle();

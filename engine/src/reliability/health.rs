@@ -1,4 +1,4 @@
-//! Provider (and provider key) health: outcomes over a sliding window; a failure rate above
+//! Provider and provider key health: outcomes over a sliding window; a failure rate above
 //! the threshold opens the circuit for a cool-down, after which a small share of traffic
 //! probes the provider until it proves healthy again (closed) or fails (open again).
 //!
@@ -130,6 +130,13 @@ impl Health {
         }
     }
 
+    /// Opens the circuit now, whatever the window says: for an answer that is conclusive on
+    /// its own (a provider key refused with 401/403, or out of quota with 429).
+    pub fn trip(&self, now: u64) {
+        self.probe_successes.store(0, Relaxed);
+        self.opened_at.store(now.max(1), Relaxed);
+    }
+
     fn close(&self) {
         self.opened_at.store(0, Relaxed);
         self.probe_successes.store(0, Relaxed);
@@ -162,6 +169,19 @@ mod tests {
         assert_eq!(h.circuit(&p, 110), Circuit::HalfOpen);
         h.record(&p, 111, true);
         assert_eq!(h.circuit(&p, 111), Circuit::Closed);
+    }
+
+    #[test]
+    fn a_trip_opens_at_once_and_probes_close_it_again() {
+        let p = HealthPolicy::default();
+        let h = Health::default();
+        h.trip(100);
+        assert_eq!(h.circuit(&p, 100), Circuit::Open);
+        assert_eq!(h.circuit(&p, 110), Circuit::HalfOpen);
+        for _ in 0..3 {
+            h.record(&p, 110, true);
+        }
+        assert_eq!(h.circuit(&p, 110), Circuit::Closed);
     }
 
     #[test]

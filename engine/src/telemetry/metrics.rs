@@ -6,6 +6,7 @@ use std::collections::hash_map::DefaultHasher;
 use std::fmt::Write;
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
 use std::time::Duration;
 
 const MAX_REQUEST_SERIES: usize = 10_000;
@@ -63,6 +64,9 @@ pub struct Metrics {
     guardrail_actions: papaya::HashMap<(Box<str>, &'static str), AtomicU64>,
     /// Retries by provider name (names come from the config: bounded).
     retries: papaya::HashMap<Box<str>, AtomicU64>,
+    /// Moves to a fallback target, by (provider that failed, provider tried next). Provider
+    /// names come from the config (bounded), and the plan's `Arc`s are shared, not copied.
+    fallbacks: papaya::HashMap<(Arc<str>, Arc<str>), AtomicU64>,
     /// Runtime CEL errors by rule or guardrail name.
     cel_errors: papaya::HashMap<Box<str>, AtomicU64>,
     /// Requests whose model had no price (they cost $0 against budgets).
@@ -130,6 +134,13 @@ impl Metrics {
         self.retries
             .pin()
             .get_or_insert_with(provider.into(), || AtomicU64::new(0))
+            .fetch_add(1, Relaxed);
+    }
+
+    pub fn record_fallback(&self, from: &Arc<str>, to: &Arc<str>) {
+        self.fallbacks
+            .pin()
+            .get_or_insert_with((from.clone(), to.clone()), || AtomicU64::new(0))
             .fetch_add(1, Relaxed);
     }
 
@@ -245,6 +256,25 @@ impl Metrics {
             out.push_str(&l);
             out.push('\n');
         }
+        out.push_str("# HELP tollgate_fallbacks_total Requests moved to a fallback target, by the provider that failed and the one tried next.\n");
+        out.push_str("# TYPE tollgate_fallbacks_total counter\n");
+        let fallbacks = self.fallbacks.pin();
+        let mut fallback_lines: Vec<String> = fallbacks
+            .iter()
+            .map(|((from, to), n)| {
+                format!(
+                    "tollgate_fallbacks_total{{from=\"{}\",to=\"{}\"}} {}",
+                    escape(from),
+                    escape(to),
+                    n.load(Relaxed)
+                )
+            })
+            .collect();
+        fallback_lines.sort();
+        for l in fallback_lines {
+            out.push_str(&l);
+            out.push('\n');
+        }
         out.push_str("# HELP tollgate_unpriced_requests_total Requests for a model with no price (counted as $0).\n");
         out.push_str("# TYPE tollgate_unpriced_requests_total counter\n");
         let _ = writeln!(
@@ -265,7 +295,7 @@ impl Metrics {
 }
 
 /// Label values are caller-influenced (model names): escape per the exposition format.
-fn escape(v: &str) -> String {
+pub fn escape(v: &str) -> String {
     v.replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")
@@ -299,6 +329,21 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("tollgate_overhead_seconds_count 3\n"));
+    }
+
+    #[test]
+    fn fallbacks_are_counted_by_provider_pair() {
+        let m = Metrics::default();
+        let (a, b): (Arc<str>, Arc<str>) = ("a".into(), "b".into());
+        m.record_fallback(&a, &b);
+        m.record_fallback(&a, &b);
+        m.record_fallback(&b, &a);
+        let text = m.render();
+        assert!(
+            text.contains("tollgate_fallbacks_total{from=\"a\",to=\"b\"} 2\n"),
+            "{text}"
+        );
+        assert!(text.contains("tollgate_fallbacks_total{from=\"b\",to=\"a\"} 1\n"));
     }
 
     #[test]

@@ -4,4 +4,4 @@ mod histogram;
 mod metrics;
 
 pub use histogram::Histogram;
-pub use metrics::{Endpoint, Metrics, RequestOutcome};
+pub use metrics::{escape as escape_label, Endpoint, Metrics, RequestOutcome};

@@ -1,6 +1,6 @@
 //! Response bodies of the mock: a whole buffer, or a sequence of frames sent one by one with an
 //! optional pause between them (SSE streams), which can also be cut off midway to simulate a
-//! provider dropping the connection.
+//! provider dropping the connection, or stall midway to simulate one going silent.
 
 use std::fmt;
 use std::future::Future;
@@ -11,6 +11,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use hyper::body::{Body, Frame, SizeHint};
 use tokio::time::Sleep;
+
+use super::outcome::Pending;
 
 const FLUSH_PAUSE: Duration = Duration::from_millis(20);
 
@@ -38,6 +40,18 @@ pub struct FrameStream {
     sleep: Option<Pin<Box<Sleep>>>,
     /// Frame index at which the connection is dropped instead of sending the frame.
     cut_at: Option<usize>,
+    /// Frame index at which the stream goes silent for good, the connection left open.
+    stall_at: Option<usize>,
+    /// Finished once the last frame is out; dropped with the body if the client goes first.
+    pending: Option<Pending>,
+}
+
+impl FrameStream {
+    fn finish(&mut self) {
+        if let Some(p) = self.pending.take() {
+            p.finish();
+        }
+    }
 }
 
 impl MockBody {
@@ -57,7 +71,29 @@ impl MockBody {
             delay,
             sleep: None,
             cut_at,
+            stall_at: None,
+            pending: None,
         })
+    }
+
+    /// Counts the response as completed when its last frame is out (a whole body: now). A
+    /// stream that hyper drops before that counts as cancelled.
+    pub fn finish_with(mut self, pending: Pending) -> Self {
+        match &mut self {
+            MockBody::Frames(s) => s.pending = Some(pending),
+            MockBody::Full(_) => pending.finish(),
+        }
+        self
+    }
+}
+
+impl MockBody {
+    /// Sends no frame from index `at` on, and never ends: an upstream that stalls.
+    pub fn stall_at(mut self, at: usize) -> Self {
+        if let MockBody::Frames(s) = &mut self {
+            s.stall_at = Some(at);
+        }
+        self
     }
 }
 
@@ -72,6 +108,11 @@ impl Body for MockBody {
         match self.get_mut() {
             MockBody::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
             MockBody::Frames(s) => {
+                if s.stall_at == Some(s.next) {
+                    // No waker is kept, so nothing wakes this body again; hyper has flushed
+                    // what was sent, and the connection stays open until the peer leaves.
+                    return Poll::Pending;
+                }
                 if s.cut_at == Some(s.next) {
                     // Pause before dropping so hyper flushes what was sent so far; an error
                     // returned right away would discard the buffered frames and the client
@@ -82,9 +123,12 @@ impl Body for MockBody {
                     if pause.as_mut().poll(cx).is_pending() {
                         return Poll::Pending;
                     }
+                    // An injected fault, not a client going away.
+                    s.finish();
                     return Poll::Ready(Some(Err(Disconnect)));
                 }
                 if s.next >= s.frames.len() {
+                    s.finish();
                     return Poll::Ready(None);
                 }
                 if s.next > 0 && !s.delay.is_zero() {
@@ -98,6 +142,10 @@ impl Body for MockBody {
                 }
                 let frame = std::mem::take(&mut s.frames[s.next]);
                 s.next += 1;
+                // hyper may not poll again once `is_end_stream` says so.
+                if s.next >= s.frames.len() && s.cut_at.is_none() {
+                    s.finish();
+                }
                 Poll::Ready(Some(Ok(Frame::data(frame))))
             }
         }
@@ -106,7 +154,9 @@ impl Body for MockBody {
     fn is_end_stream(&self) -> bool {
         match self {
             MockBody::Full(bytes) => bytes.is_none(),
-            MockBody::Frames(s) => s.next >= s.frames.len() && s.cut_at.is_none(),
+            MockBody::Frames(s) => {
+                s.next >= s.frames.len() && s.cut_at.is_none() && s.stall_at.is_none()
+            }
         }
     }
 
@@ -238,5 +288,16 @@ mod tests {
         let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
         assert_eq!(&first[..], b"a");
         assert!(body.frame().await.unwrap().is_err());
+    }
+
+    #[tokio::test]
+    async fn stalled_stream_sends_the_first_half_then_nothing() {
+        let frames = vec![Bytes::from_static(b"a"), Bytes::from_static(b"b")];
+        let mut body = MockBody::frames(frames, Duration::ZERO, None).stall_at(1);
+        let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
+        assert_eq!(&first[..], b"a");
+        let rest = tokio::time::timeout(Duration::from_millis(50), body.frame()).await;
+        assert!(rest.is_err(), "the stream should stall");
+        assert!(!body.is_end_stream());
     }
 }

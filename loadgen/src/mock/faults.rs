@@ -20,14 +20,19 @@ pub enum Fault {
     SlowFirstByte(Option<Duration>),
     /// Send half of the body (half the stream events), then drop the connection.
     DisconnectMidStream,
+    /// Send half of the body (half the stream events), then nothing, keeping the connection
+    /// open: an upstream that stalls.
+    StallMidStream,
     /// Answer 200 with JSON cut in half (for streams: one event's JSON).
     MalformedJson,
     /// Answer this status with a provider-shaped error body.
     Status(u16),
 }
 
-pub const FAULT_HELP: &str =
-    "none | hang | slow-first-byte[:DURATION] | disconnect-mid-stream | malformed-json | status:NNN";
+pub const FAULT_HELP: &str = concat!(
+    "none | hang | slow-first-byte[:DURATION] | disconnect-mid-stream | stall-mid-stream | ",
+    "malformed-json | status:NNN"
+);
 
 impl FromStr for Fault {
     type Err = String;
@@ -44,6 +49,7 @@ impl FromStr for Fault {
             ("slow-first-byte", None) => Fault::SlowFirstByte(None),
             ("slow-first-byte", Some(d)) => Fault::SlowFirstByte(Some(parse_duration(d)?)),
             ("disconnect-mid-stream", None) => Fault::DisconnectMidStream,
+            ("stall-mid-stream", None) => Fault::StallMidStream,
             ("malformed-json", None) => Fault::MalformedJson,
             ("status", Some(code)) => Fault::Status(parse_status(code)?),
             _ => return Err(format!("unknown fault `{s}` (expected {FAULT_HELP})")),
@@ -116,6 +122,7 @@ mod tests {
             "disconnect-mid-stream".parse(),
             Ok(Fault::DisconnectMidStream)
         );
+        assert_eq!("stall-mid-stream".parse(), Ok(Fault::StallMidStream));
         assert_eq!("Malformed-JSON".parse(), Ok(Fault::MalformedJson));
         assert_eq!("status:503".parse(), Ok(Fault::Status(503)));
         for bad in [

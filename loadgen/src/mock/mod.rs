@@ -7,6 +7,7 @@ mod faults;
 mod gemini;
 mod json;
 mod openai;
+mod outcome;
 mod record;
 mod reply;
 mod request;
@@ -29,6 +30,7 @@ use tokio::net::TcpListener;
 use crate::clock::PreciseTimer;
 use crate::duration::parse_duration;
 use faults::Fault;
+use outcome::Outcomes;
 use record::Recorder;
 use reply::Replies;
 
@@ -127,6 +129,8 @@ pub struct State {
     pub config: Config,
     pub replies: Replies,
     pub recorder: Recorder,
+    /// Requests answered completely vs. cancelled by the client (`GET /_mock/stats`).
+    pub outcomes: Arc<Outcomes>,
     pub next_id: AtomicU64,
     /// Latency delays: tokio's 1 ms timer would turn `--latency 2ms` into ~3 ms.
     pub timer: PreciseTimer,
@@ -176,6 +180,7 @@ impl MockArgs {
                 None => Replies::new(self.stream_chunks),
             },
             recorder: Recorder::new(self.record),
+            outcomes: Arc::default(),
             next_id: AtomicU64::new(1),
             timer: PreciseTimer::start().context("starting the timer thread")?,
         })

@@ -89,6 +89,20 @@ pub async fn handle(
     state: Arc<State>,
     req: Request<Incoming>,
 ) -> Result<Response<MockBody>, Infallible> {
+    // Counted as cancelled if hyper drops this future (the client went away) or, for a stream,
+    // the body before its last frame.
+    let pending = (!req.uri().path().starts_with("/_mock/")).then(|| state.outcomes.begin());
+    let response = respond(state, req).await?;
+    Ok(match pending {
+        Some(p) => response.map(|body| body.finish_with(p)),
+        None => response,
+    })
+}
+
+async fn respond(
+    state: Arc<State>,
+    req: Request<Incoming>,
+) -> Result<Response<MockBody>, Infallible> {
     let (parts, body) = req.into_parts();
     if parts.uri.path().starts_with("/_mock/") {
         return Ok(control(&state, &parts));
@@ -170,11 +184,16 @@ fn control(state: &State, parts: &Parts) -> Response<MockBody> {
             empty(StatusCode::NO_CONTENT)
         }
         (&Method::GET, "/_mock/stats") => {
-            let body = format!(r#"{{"requests":{}}}"#, state.recorder.total());
+            let (completed, cancelled) = state.outcomes.counts();
+            let body = format!(
+                r#"{{"requests":{},"completed":{completed},"cancelled":{cancelled}}}"#,
+                state.recorder.total()
+            );
             json(StatusCode::OK, body.into_bytes())
         }
         (&Method::DELETE, "/_mock/stats") => {
             state.recorder.reset_total();
+            state.outcomes.reset();
             empty(StatusCode::NO_CONTENT)
         }
         _ => json(
@@ -325,11 +344,17 @@ fn whole(body: Vec<u8>, fault: Fault) -> Response<MockBody> {
     let body = Bytes::from(body);
     match fault {
         Fault::MalformedJson => json(StatusCode::OK, truncate_payload(&body)),
-        Fault::DisconnectMidStream => {
-            // Announce the full length, send half, then drop: the client sees a short body.
+        Fault::DisconnectMidStream | Fault::StallMidStream => {
+            // Announce the full length, send half, then drop or go silent: the client sees a
+            // short body.
             let full = body.len();
             let half = body.slice(..full / 2);
-            let mut resp = Response::new(MockBody::frames(vec![half], Duration::ZERO, Some(1)));
+            let frames = if fault == Fault::StallMidStream {
+                MockBody::frames(vec![half], Duration::ZERO, None).stall_at(1)
+            } else {
+                MockBody::frames(vec![half], Duration::ZERO, Some(1))
+            };
+            let mut resp = Response::new(frames);
             resp.headers_mut().insert(CONTENT_TYPE, json_type());
             resp.headers_mut()
                 .insert(CONTENT_LENGTH, HeaderValue::from(full));
@@ -347,15 +372,21 @@ fn stream(
     fault: Fault,
 ) -> Response<MockBody> {
     let mut cut_at = None;
+    let mut stall_at = None;
     match fault {
         Fault::MalformedJson if !frames.is_empty() => {
             let mid = frames.len() / 2;
             frames[mid] = truncate_payload(&frames[mid]);
         }
         Fault::DisconnectMidStream => cut_at = Some(frames.len() / 2),
+        Fault::StallMidStream => stall_at = Some(frames.len() / 2),
         _ => {}
     }
-    let mut resp = Response::new(MockBody::frames(frames, state.config.chunk_delay, cut_at));
+    let mut body = MockBody::frames(frames, state.config.chunk_delay, cut_at);
+    if let Some(at) = stall_at {
+        body = body.stall_at(at);
+    }
+    let mut resp = Response::new(body);
     resp.headers_mut().insert(CONTENT_TYPE, content_type);
     resp.headers_mut()
         .insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
