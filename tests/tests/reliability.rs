@@ -238,7 +238,7 @@ fn a_failing_provider_is_skipped_then_trusted_again_after_it_recovers() {
     // `bad` fails its first 6 requests, then recovers.
     let (bad, good) = (
         Mock::start(&["--fail-first", "6", "--fail-status", "500"]),
-        Mock::start(&[]),
+        Mock::start(&["--latency", "40ms"]),
     );
     let gw = Gateway::start(&format!(
         "providers:
@@ -257,6 +257,22 @@ virtual_keys:
     }
     let health = get(&format!("{}/admin/health", gw.admin_url), &[]).json();
     assert_eq!(health["providers"][0]["circuit"], "open", "{health}");
+    // The window's outcomes and latency: bad failed three times; good served three answers,
+    // each after the mock's 40 ms.
+    let (bad_h, good_h) = (&health["providers"][0], &health["providers"][1]);
+    assert_eq!(
+        (&bad_h["ok"], &bad_h["failed"]),
+        (&json!(0), &json!(3)),
+        "{health}"
+    );
+    assert!(bad_h["latency_ms"].is_null(), "{health}");
+    assert_eq!(
+        (&good_h["ok"], &good_h["failed"]),
+        (&json!(3), &json!(0)),
+        "{health}"
+    );
+    let latency = good_h["latency_ms"].as_f64().expect("a mean latency");
+    assert!((40.0..1000.0).contains(&latency), "{health}");
     let m = get(&format!("{}/metrics", gw.admin_url), &[]).body;
     assert!(
         m.contains("tollgate_provider_healthy{provider=\"bad\"} 0"),

@@ -5,7 +5,7 @@ use super::Gateway;
 use crate::admission::limits::kind_label;
 use crate::admission::limits::Ledger;
 use crate::error::{ApiError, ErrorType};
-use crate::reliability::health::Circuit;
+use crate::reliability::health::{Circuit, WindowStats};
 use crate::state::{CounterKey, LimitKind, Usage};
 use crate::telemetry::escape_label as escape;
 use http::{Method, Request, StatusCode};
@@ -150,8 +150,8 @@ fn metrics_text(gw: &Gateway) -> String {
     out.push_str("# HELP tollgate_provider_key_healthy 1 while a provider key is in use (0: benched or probing).\n");
     out.push_str("# TYPE tollgate_provider_key_healthy gauge\n");
     for p in &report {
-        for (key, circuit) in &p.keys {
-            let up = u8::from(*circuit == Circuit::Closed);
+        for k in &p.keys {
+            let (key, up) = (&k.name, u8::from(k.circuit == Circuit::Closed));
             let _ = writeln!(
                 out,
                 "tollgate_provider_key_healthy{{provider=\"{}\",key=\"{}\"}} {up}",
@@ -171,9 +171,19 @@ fn circuit_name(c: Circuit) -> &'static str {
     }
 }
 
-/// `{"providers": [{"provider", "healthy", "circuit": "closed|open|half_open", "keys":
-/// [{"key", "healthy", "circuit"}]}]}`; keys by name, never the secret. A key whose circuit
-/// is open is benched.
+/// The last 10 seconds' attempts: `ok`, `failed`, and `latency_ms`, the successes' mean time to
+/// response headers (`null` without any).
+fn add_window(entry: &mut serde_json::Value, s: &WindowStats) {
+    entry["ok"] = s.ok.into();
+    entry["failed"] = s.failed.into();
+    entry["latency_ms"] = s.mean_latency_ms.map_or(serde_json::Value::Null, |ms| {
+        ((ms * 10.0).round() / 10.0).into()
+    });
+}
+
+/// `{"providers": [{"provider", "healthy", "circuit": "closed|open|half_open", "ok", "failed",
+/// "latency_ms", "keys": [{"key", "healthy", "circuit", "ok", "failed", "latency_ms"}]}]}`;
+/// keys by name, never the secret. A key whose circuit is open is benched.
 fn health(gw: &Gateway) -> Vec<u8> {
     let providers: Vec<serde_json::Value> = gw
         .health_report(&gw.plan.load())
@@ -182,16 +192,24 @@ fn health(gw: &Gateway) -> Vec<u8> {
             let keys: Vec<serde_json::Value> = p
                 .keys
                 .iter()
-                .map(|(name, c)| {
-                    serde_json::json!({"key": &**name, "healthy": *c == Circuit::Closed, "circuit": circuit_name(*c)})
+                .map(|k| {
+                    let mut entry = serde_json::json!({
+                        "key": &*k.name,
+                        "healthy": k.circuit == Circuit::Closed,
+                        "circuit": circuit_name(k.circuit),
+                    });
+                    add_window(&mut entry, &k.stats);
+                    entry
                 })
                 .collect();
-            serde_json::json!({
+            let mut entry = serde_json::json!({
                 "provider": &*p.name,
                 "healthy": p.circuit == Circuit::Closed,
                 "circuit": circuit_name(p.circuit),
                 "keys": keys,
-            })
+            });
+            add_window(&mut entry, &p.stats);
+            entry
         })
         .collect();
     serde_json::to_vec(&serde_json::json!({ "providers": providers })).unwrap_or_default()

@@ -108,6 +108,10 @@ pub async fn send_with_retries(
         match upstream::send(client, req, &provider.timeouts).await {
             Ok(resp) if !is_retryable(resp.status()) => {
                 record(&provider.health, [health, key_health], true);
+                let (now, latency) = (now_secs(), started.elapsed());
+                for h in [health, key_health].into_iter().flatten() {
+                    h.record_latency(now, latency);
+                }
                 return Ok((resp, started, key.map(|k| k.name.to_string())));
             }
             Ok(resp) => {

@@ -26,7 +26,7 @@ use crate::admission::limits::Ledger;
 use crate::compile::{compile, compile_with};
 use crate::config::{load_file, ConfigError};
 use crate::plan::Plan;
-use crate::reliability::health::Circuit;
+use crate::reliability::health::{Circuit, Health, WindowStats};
 use crate::reliability::trackers::HealthRegistry;
 use crate::state::{MemoryStore, RedisStore, Snapshot};
 use crate::telemetry::Metrics;
@@ -60,7 +60,14 @@ pub struct Gateway {
 pub struct ProviderReport {
     pub name: Arc<str>,
     pub circuit: Circuit,
-    pub keys: Vec<(Arc<str>, Circuit)>,
+    pub stats: WindowStats,
+    pub keys: Vec<KeyReport>,
+}
+
+pub struct KeyReport {
+    pub name: Arc<str>,
+    pub circuit: Circuit,
+    pub stats: WindowStats,
 }
 
 /// Reads and compiles a config file into a plan.
@@ -139,18 +146,25 @@ impl Gateway {
             .enumerate()
             .map(|(i, p)| {
                 let trackers = plan.health.provider(i);
-                let circuit = |h: Option<&crate::reliability::health::Health>| {
-                    h.map_or(Circuit::Closed, |h| h.circuit(&p.health, now))
-                };
+                let circuit =
+                    |h: Option<&Health>| h.map_or(Circuit::Closed, |h| h.circuit(&p.health, now));
+                let stats = |h: Option<&Health>| h.map_or(WindowStats::default(), |h| h.stats(now));
+                let provider = trackers.map(|t| &*t.provider);
                 ProviderReport {
                     name: p.name.clone(),
-                    circuit: circuit(trackers.map(|t| &*t.provider)),
+                    circuit: circuit(provider),
+                    stats: stats(provider),
                     keys: p
                         .keys
                         .iter()
                         .enumerate()
                         .map(|(k, key)| {
-                            (key.name.clone(), circuit(trackers.and_then(|t| t.key(k))))
+                            let tracker = trackers.and_then(|t| t.key(k));
+                            KeyReport {
+                                name: key.name.clone(),
+                                circuit: circuit(tracker),
+                                stats: stats(tracker),
+                            }
                         })
                         .collect(),
                 }

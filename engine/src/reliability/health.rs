@@ -44,6 +44,17 @@ struct Bucket {
     second: AtomicU64,
     ok: AtomicU64,
     failed: AtomicU64,
+    /// Sum of the successful attempts' times to response headers, in µs.
+    latency_us: AtomicU64,
+}
+
+/// Outcomes over the window, for `/admin/health`.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct WindowStats {
+    pub ok: u64,
+    pub failed: u64,
+    /// Mean time to response headers of the successful attempts; `None` without any.
+    pub mean_latency_ms: Option<f64>,
 }
 
 #[derive(Debug, Default)]
@@ -68,6 +79,7 @@ impl Health {
             // increment between the swap and these stores can be lost; health is statistics.
             b.ok.store(0, Relaxed);
             b.failed.store(0, Relaxed);
+            b.latency_us.store(0, Relaxed);
         }
         b
     }
@@ -80,6 +92,32 @@ impl Health {
             .fold((0, 0), |(o, f), b| {
                 (o + b.ok.load(Relaxed), f + b.failed.load(Relaxed))
             })
+    }
+
+    /// Adds one successful attempt's time to response headers (after `record` counted it).
+    pub fn record_latency(&self, now: u64, latency: std::time::Duration) {
+        let us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+        self.bucket(now).latency_us.fetch_add(us, Relaxed);
+    }
+
+    /// Outcomes and mean latency over the last `BUCKETS` seconds.
+    pub fn stats(&self, now: u64) -> WindowStats {
+        let live = self
+            .buckets
+            .iter()
+            .filter(|b| now.saturating_sub(b.second.load(Relaxed)) < BUCKETS as u64);
+        let (ok, failed, latency_us) = live.fold((0, 0, 0u64), |(o, f, l), b| {
+            (
+                o + b.ok.load(Relaxed),
+                f + b.failed.load(Relaxed),
+                l.saturating_add(b.latency_us.load(Relaxed)),
+            )
+        });
+        WindowStats {
+            ok,
+            failed,
+            mean_latency_ms: (ok > 0).then(|| latency_us as f64 / ok as f64 / 1000.0),
+        }
     }
 
     pub fn circuit(&self, policy: &HealthPolicy, now: u64) -> Circuit {
@@ -143,6 +181,7 @@ impl Health {
         for b in &self.buckets {
             b.ok.store(0, Relaxed);
             b.failed.store(0, Relaxed);
+            b.latency_us.store(0, Relaxed);
         }
     }
 }
@@ -150,6 +189,22 @@ impl Health {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stats_count_outcomes_and_average_the_successes_latency_over_the_window() {
+        let (h, p) = (Health::default(), HealthPolicy::default());
+        assert_eq!(h.stats(100).mean_latency_ms, None);
+        for ms in [10, 30] {
+            h.record(&p, 100, true);
+            h.record_latency(100, std::time::Duration::from_millis(ms));
+        }
+        h.record(&p, 101, false);
+        let s = h.stats(101);
+        assert_eq!((s.ok, s.failed), (2, 1));
+        assert_eq!(s.mean_latency_ms, Some(20.0));
+        // Ten seconds on, the window has moved past all of it.
+        assert_eq!(h.stats(111), WindowStats::default());
+    }
 
     #[test]
     fn opens_after_the_threshold_then_probes_and_closes() {
