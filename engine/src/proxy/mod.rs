@@ -19,6 +19,7 @@ mod watch;
 // For the criterion benches of the request path and of the whole per-request decision
 // (bench/benches/request_path.rs, bench/benches/policy.rs).
 pub use admit::{admit, Admission, Target};
+pub use relay::EventScanner;
 pub use request::{parse_head, RequestHead};
 pub use view::ProxyView;
 
