@@ -176,6 +176,10 @@ class Target:
     def peak_rss_mb(self):
         return sum(status_kb(p, "VmHWM") for p in self.pids()) / 1024
 
+    def rss_mb(self):
+        """Resident now (at the end of the load), not the start-up peak."""
+        return sum(status_kb(p, "VmRSS") for p in self.pids()) / 1024
+
     def metrics(self):
         if not self.admin_url:
             return None
@@ -391,7 +395,7 @@ http {{
                                   connections=connections,
                                   json_out=self.out / f"open-{tag}.json")
             s1, m1 = self.sample([target] + ([other] if other else [])), target.metrics()
-            rss = target.peak_rss_mb()
+            rss, rss_now = target.peak_rss_mb(), target.rss_mb()
         finally:
             target.stop()
             if other:
@@ -410,6 +414,7 @@ http {{
             # CPU of the target per request it served (it gets half the schedule).
             "cpu_us_per_req": round(u["target_cpu_s"] * 1e6 / max(t["requests"], 1), 1),
             "peak_rss_mb": round(rss, 1),
+            "rss_mb": round(rss_now, 1),
             "other_cores": u["other_cores"],
             "waited_quiet_s": waited,
         }
@@ -442,6 +447,7 @@ http {{
                                text=True, timeout=secs + 30)
             s1 = self.sample(targets)
             rss = target.peak_rss_mb() if target else 0
+            rss_now = target.rss_mb() if target else 0
         finally:
             if target:
                 target.stop()
@@ -462,6 +468,7 @@ http {{
             "cpu_cores": round(u["target_cpu_s"] / secs, 2) if target else None,
             "load_cores": round(u["load_cpu_s"] / secs, 2),
             "peak_rss_mb": round(rss, 1) if target else None,
+            "rss_mb": round(rss_now, 1) if target else None,
             "other_cores": u["other_cores"],
             "waited_quiet_s": waited,
         })
@@ -518,7 +525,7 @@ def tables(results):
         n = len({r["rep"] for r in closed})
         out.append(f"### Closed loop, 64 connections, mock latency 0 (median of {n})\n")
         out.append("| target | req/s | p50 ms | p99 ms | errors | target CPU cores | oha CPU cores "
-                   "| peak RSS MB | others' CPU cores |")
+                   "| RSS MB end / peak | others' CPU cores |")
         out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
         for kind in CLOSED_KINDS:
             rows = [r for r in closed if r["target"] == kind]
@@ -527,7 +534,8 @@ def tables(results):
                     f"| {kind} | {fmt(med(rows, 'rps'))} | {med(rows, 'p50_ms')} | "
                     f"{med(rows, 'p99_ms')} | {sum(r['errors'] + r['non_2xx'] for r in rows)} | "
                     f"{fmt(med(rows, 'cpu_cores'), 2)} | {fmt(med(rows, 'load_cores'), 2)} | "
-                    f"{fmt(med(rows, 'peak_rss_mb'))} | {fmt(med(rows, 'other_cores'), 2)} |")
+                    f"{fmt(med(rows, 'rss_mb'))} / {fmt(med(rows, 'peak_rss_mb'))} | "
+                    f"{fmt(med(rows, 'other_cores'), 2)} |")
         out.append("")
     for section, title in [("versus", "Gateway vs nginx, interleaved in one run"),
                            ("open", "Open loop, overhead = target − mock directly")]:
@@ -537,7 +545,7 @@ def tables(results):
         n = len({r["rep"] for r in rows})
         out.append(f"### {title} (µs, median of {n})\n")
         out.append("| target | mock latency | stream | rate | achieved | errors | Δp50 | Δp90 | Δp99 "
-                   "| Δp99.9 | in-gateway p50 / p99 | ≤25 µs | CPU µs/req | peak RSS MB | lag p99 | others' CPU |")
+                   "| Δp99.9 | in-gateway p50 / p99 | ≤25 µs | CPU µs/req | RSS MB end / peak | lag p99 | others' CPU |")
         out.append("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         keys = sorted({(r["latency_ms"], r["stream"], r["rate"], r["target"]) for r in rows},
                       key=lambda k: (k[0], k[1], k[2], ALL_KINDS.index(k[3])))
@@ -554,7 +562,8 @@ def tables(results):
                 f"{fmt(med(g, 'achieved'))} | {sum(r['errors'] for r in g)} | "
                 f"{fmt(med(g, 'd_p50'))} | {fmt(med(g, 'd_p90'))} | {fmt(med(g, 'd_p99'))} | "
                 f"{fmt(med(g, 'd_p999'))} | {in_gw} | {share} | {fmt(med(g, 'cpu_us_per_req'))} | "
-                f"{fmt(med(g, 'peak_rss_mb'))} | {fmt(med(g, 'lag_p99'))} | "
+                f"{fmt(med(g, 'rss_mb'))} / {fmt(med(g, 'peak_rss_mb'))} | "
+                f"{fmt(med(g, 'lag_p99'))} | "
                 f"{fmt(med(g, 'other_cores'), 2)} |")
         out.append("")
     return "\n".join(out)

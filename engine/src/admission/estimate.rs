@@ -1,27 +1,27 @@
 //! Token counts: the estimate reserved before a call (a real tokenizer over the prompt, plus
 //! the answer's bound) and the actual usage a provider reports after it.
 
+use super::tokenizer::TokenCounter;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
 use std::sync::OnceLock;
-use tiktoken_rs::CoreBPE;
 
 /// OpenAI's accounting adds a few tokens per message for roles and separators.
 const TOKENS_PER_MESSAGE: u64 = 4;
 const TOKENS_PER_REPLY: u64 = 3;
 
-static TOKENIZER: OnceLock<Option<CoreBPE>> = OnceLock::new();
+static TOKENIZER: OnceLock<Option<TokenCounter>> = OnceLock::new();
 
-/// Loads the tokenizer (o200k_base, ~150 ms) so the first request does not pay for it.
+/// Loads the tokenizer (o200k_base, ~0.3 s) so the first request does not pay for it.
 pub fn warm_up() {
     tokenizer();
 }
 
-fn tokenizer() -> Option<&'static CoreBPE> {
+fn tokenizer() -> Option<&'static TokenCounter> {
     TOKENIZER
-        .get_or_init(|| match tiktoken_rs::o200k_base() {
-            Ok(bpe) => Some(bpe),
+        .get_or_init(|| match TokenCounter::o200k() {
+            Ok(counter) => Some(counter),
             Err(e) => {
                 // The vocabulary ships inside the crate; if it cannot load, estimates fall
                 // back to ~4 bytes per token rather than failing requests.
@@ -34,7 +34,7 @@ fn tokenizer() -> Option<&'static CoreBPE> {
 
 fn count(text: &str) -> u64 {
     super::token_cache::count_with(text, |text| match tokenizer() {
-        Some(bpe) => bpe.encode_ordinary(text).len() as u64,
+        Some(counter) => counter.count(text),
         None => (text.len() as u64).div_ceil(4),
     })
 }

@@ -8,3 +8,4 @@ pub mod limits;
 pub mod messages;
 pub mod route;
 pub mod token_cache;
+pub mod tokenizer;
