@@ -17,3 +17,4 @@ pub mod proxy;
 pub mod reliability;
 pub mod state;
 pub mod telemetry;
+pub mod translate;
