@@ -4,10 +4,10 @@ use super::check_unique;
 use super::limits::LimitRegistry;
 use crate::config::units::DurationStr;
 use crate::config::{ConfigError, LoadedConfig, ProviderConfig, ProviderKind};
-use crate::plan::{ModelMatcher, ProviderKeyPlan, ProviderPlan, ProviderTimeouts};
+use crate::plan::{ModelMatcher, ProviderKeyPlan, ProviderPlan, ProviderTimeouts, ProviderWire};
 use crate::reliability::backoff::RetryPolicy;
 use crate::reliability::health::HealthPolicy;
-use http::{HeaderValue, Uri};
+use http::{HeaderName, HeaderValue, Uri};
 use std::time::Duration;
 
 /// A new connection comes up within seconds or not at all; a model may think for minutes
@@ -16,6 +16,11 @@ use std::time::Duration;
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
 const DEFAULT_STREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// The Messages API version every Anthropic request names (the only one there is).
+const ANTHROPIC_VERSION: &str = "2023-06-01";
+/// `max_tokens` sent to Anthropic, which requires one, when the client set no bound: enough
+/// for a long answer on every current Claude model.
+pub const ANTHROPIC_DEFAULT_MAX_TOKENS: u64 = 4096;
 /// Longer than any sensible attempt, and far from overflowing deadline arithmetic.
 const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 
@@ -49,17 +54,19 @@ pub(super) fn compile_providers(
         let default_base = match p.kind {
             ProviderKind::Openai => Some("https://api.openai.com/v1"),
             ProviderKind::OpenaiCompatible => None,
+            ProviderKind::Anthropic => Some("https://api.anthropic.com"),
             other => {
                 errors.push(loaded.error_at(
                     &at("kind"),
                     format!(
-                        "provider kind `{}` is not supported yet (supported: openai, openai_compatible)",
+                        "provider kind `{}` is not supported yet (supported: openai, openai_compatible, anthropic)",
                         kind_name(other)
                     ),
                 ));
                 continue;
             }
         };
+        let wire = wire_of(p.kind);
         let Some(base) = p.base_url.as_deref().or(default_base) else {
             errors.push(loaded.error_at(
                 &format!("providers[{i}]"),
@@ -80,8 +87,13 @@ pub(super) fn compile_providers(
                 _ => None,
             }
         };
-        let (Some(chat_url), Some(embeddings_url)) = (url("/chat/completions"), url("/embeddings"))
-        else {
+        // Anthropic's base URL is the host (its SDKs append `/v1/messages`); it has no
+        // embeddings, and the proxy refuses them before any URL is used.
+        let (chat_path, embeddings_path) = match wire {
+            ProviderWire::OpenAi => ("/chat/completions", "/embeddings"),
+            ProviderWire::Anthropic { .. } => ("/v1/messages", "/v1/messages"),
+        };
+        let (Some(chat_url), Some(embeddings_url)) = (url(chat_path), url(embeddings_path)) else {
             errors.push(loaded.error_at(
                 &at("base_url"),
                 format!("invalid base_url `{base}`: expected an http:// or https:// URL"),
@@ -99,8 +111,11 @@ pub(super) fn compile_providers(
                 errors.push(loaded.error_at(&format!("{kat}.key"), "provider key is empty"));
                 continue;
             }
-            let Ok(mut authorization) = HeaderValue::from_str(&format!("Bearer {}", key.key))
-            else {
+            let value = match wire {
+                ProviderWire::OpenAi => format!("Bearer {}", key.key),
+                ProviderWire::Anthropic { .. } => key.key.clone(),
+            };
+            let Ok(mut authorization) = HeaderValue::from_str(&value) else {
                 errors.push(loaded.error_at(
                     &format!("{kat}.key"),
                     "provider key contains characters not allowed in an HTTP header",
@@ -160,6 +175,18 @@ pub(super) fn compile_providers(
             health,
             limits: tier,
             pricing_name: kind_name(p.kind),
+            wire,
+            auth_header: match wire {
+                ProviderWire::OpenAi => http::header::AUTHORIZATION,
+                ProviderWire::Anthropic { .. } => HeaderName::from_static("x-api-key"),
+            },
+            fixed_headers: match wire {
+                ProviderWire::OpenAi => Vec::new(),
+                ProviderWire::Anthropic { .. } => vec![(
+                    HeaderName::from_static("anthropic-version"),
+                    HeaderValue::from_static(ANTHROPIC_VERSION),
+                )],
+            },
             name: p.name.as_str().into(),
             kind: p.kind,
             chat_url,
@@ -235,6 +262,15 @@ pub(super) fn matcher(
         }
         ModelMatcher::default()
     })
+}
+
+fn wire_of(kind: ProviderKind) -> ProviderWire {
+    match kind {
+        ProviderKind::Anthropic => ProviderWire::Anthropic {
+            default_max_tokens: ANTHROPIC_DEFAULT_MAX_TOKENS,
+        },
+        _ => ProviderWire::OpenAi,
+    }
 }
 
 fn kind_name(kind: ProviderKind) -> &'static str {

@@ -88,8 +88,49 @@ fn duplicate_ids_and_secrets_are_refused() {
 
 #[test]
 fn unsupported_provider_kind_says_so() {
-    let errs = build("providers: [{name: a, kind: bedrock}]").unwrap_err();
-    assert!(errs[0].message.contains("`bedrock` is not supported yet"));
+    for kind in ["bedrock", "gemini", "azure"] {
+        let errs = build(&format!("providers: [{{name: a, kind: {kind}}}]")).unwrap_err();
+        assert!(
+            errs[0]
+                .message
+                .contains(&format!("`{kind}` is not supported yet")),
+            "{errs:?}"
+        );
+    }
+}
+
+#[test]
+fn anthropic_provider_compiles_with_its_url_and_headers() {
+    let plan = build("providers: [{name: c, kind: anthropic, keys: [{key: sk-ant}]}]").unwrap();
+    let p = &plan.providers[0];
+    assert_eq!(
+        p.chat_url.to_string(),
+        "https://api.anthropic.com/v1/messages"
+    );
+    assert_eq!(
+        p.wire,
+        crate::plan::ProviderWire::Anthropic {
+            default_max_tokens: 4096
+        }
+    );
+    assert_eq!(p.auth_header.as_str(), "x-api-key");
+    assert_eq!(p.keys[0].authorization.as_bytes(), b"sk-ant");
+    assert_eq!(p.fixed_headers.len(), 1);
+    assert_eq!(p.fixed_headers[0].0.as_str(), "anthropic-version");
+    assert_eq!(p.fixed_headers[0].1.as_bytes(), b"2023-06-01");
+
+    let plan = build("providers: [{name: c, kind: anthropic, base_url: 'http://h:1/'}]").unwrap();
+    assert_eq!(
+        plan.providers[0].chat_url.to_string(),
+        "http://h:1/v1/messages"
+    );
+    let plan = build("providers: [{name: o, kind: openai, keys: [{key: sk-o}]}]").unwrap();
+    assert_eq!(plan.providers[0].auth_header, http::header::AUTHORIZATION);
+    assert_eq!(
+        plan.providers[0].keys[0].authorization.as_bytes(),
+        b"Bearer sk-o"
+    );
+    assert!(plan.providers[0].fixed_headers.is_empty());
 }
 
 #[test]

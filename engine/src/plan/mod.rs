@@ -13,7 +13,7 @@ use crate::config::ProviderKind;
 use crate::pricing::PriceTable;
 use crate::state::{Counter, LimitKind, Window};
 use bytes::Bytes;
-use http::{HeaderValue, Uri};
+use http::{HeaderName, HeaderValue, Uri};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -109,6 +109,23 @@ pub struct ProviderPlan {
     pub limits: Limits,
     /// Name the built-in price table knows this provider by (`openai` for kind openai).
     pub pricing_name: &'static str,
+    /// The wire format this provider speaks; requests and answers are translated to and from
+    /// it when it is not the client's (OpenAI) format.
+    pub wire: ProviderWire,
+    /// The header that carries a provider key (`authorization`, or `x-api-key` for Anthropic).
+    pub auth_header: HeaderName,
+    /// Headers sent on every request to this provider (`anthropic-version`), built once here.
+    pub fixed_headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+/// What a provider's chat endpoint speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProviderWire {
+    /// OpenAI Chat Completions (kinds openai and openai_compatible): bodies pass as they are.
+    OpenAi,
+    /// Anthropic Messages: bodies are translated, and `max_tokens` (which Anthropic requires)
+    /// is filled with `default_max_tokens` when the client set no bound.
+    Anthropic { default_max_tokens: u64 },
 }
 
 impl ProviderPlan {
@@ -134,7 +151,8 @@ pub struct ProviderTimeouts {
 #[derive(Debug)]
 pub struct ProviderKeyPlan {
     pub name: Arc<str>,
-    /// `Bearer <secret>`, marked sensitive so it never prints.
+    /// The value of the provider's `auth_header`: `Bearer <secret>`, or the bare secret for
+    /// `x-api-key`; marked sensitive so it never prints.
     pub authorization: HeaderValue,
     pub weight: u32,
     pub models: Option<ModelMatcher>,

@@ -1,6 +1,7 @@
 //! The response body type, and reading request bodies within `max_body_bytes`.
 
 use super::relay::Relay;
+use super::translated::UpstreamStream;
 use crate::error::{ApiError, ErrorType};
 use bytes::Bytes;
 use http::HeaderMap;
@@ -13,7 +14,7 @@ use std::task::{Context, Poll};
 /// A whole buffered body, or an upstream stream relayed event by event.
 pub enum ProxyBody {
     Full(Option<Bytes>),
-    Relay(Box<Relay>),
+    Relay(Box<Relay<UpstreamStream>>),
 }
 
 impl ProxyBody {

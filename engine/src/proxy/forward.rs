@@ -9,6 +9,7 @@ use super::outbound::{self, Answerer};
 use super::relay::{Relay, StreamBounds};
 use super::request::RequestHead;
 use super::respond::{self, ProxyResponse, REQUEST_ID};
+use super::translated::{self, UpstreamStream};
 use super::view::ProxyView;
 use super::Gateway;
 use crate::admission::auth;
@@ -17,7 +18,7 @@ use crate::admission::limits::Headroom;
 use crate::admission::route::check_model;
 use crate::error::{ApiError, ErrorType};
 use crate::plan::KeyPlan;
-use crate::plan::{Plan, ProviderKeyPlan, ProviderPlan};
+use crate::plan::{Plan, ProviderKeyPlan, ProviderPlan, ProviderWire};
 use crate::reliability::trackers::ProviderHealth;
 use crate::telemetry::{Endpoint, RequestOutcome};
 use bytes::Bytes;
@@ -45,6 +46,7 @@ fn is_dropped_response_header(name: &HeaderName) -> bool {
             | "content-length"
             | "set-cookie"
     ) || name.as_str().starts_with("x-ratelimit-")
+        || name.as_str().starts_with("anthropic-ratelimit-")
 }
 
 /// Upper bound on a buffered (non-stream) upstream answer.
@@ -294,7 +296,38 @@ async fn serve_route<'p>(
         Endpoint::Embeddings => provider.embeddings_url.clone(),
         _ => provider.chat_url.clone(),
     };
-    let upstream_body = head.upstream_body(body, route.model, redacted_messages);
+    let upstream_body = match provider.wire {
+        ProviderWire::OpenAi => head.upstream_body(body, route.model, redacted_messages),
+        // Refused before anything is sent: a request Anthropic cannot take is the client's
+        // error, not the provider's, so it is final (no fallback).
+        ProviderWire::Anthropic { default_max_tokens } => {
+            let translated = if matches!(endpoint, Endpoint::Embeddings) {
+                Err(ApiError::new(
+                    ErrorType::InvalidRequest,
+                    format!(
+                        "provider `{}` is of kind anthropic, which has no embeddings endpoint",
+                        provider.name
+                    ),
+                ))
+            } else {
+                translated::anthropic_request(
+                    body,
+                    route.model,
+                    redacted_messages,
+                    default_max_tokens,
+                )
+            };
+            match translated {
+                Ok(b) => b,
+                Err(e) => {
+                    admitted.settle(None);
+                    served.model = route.model.to_string();
+                    return Ok(Err(e));
+                }
+            }
+        }
+    };
+    let openai_wire = provider.wire == ProviderWire::OpenAi;
     let build = |key: Option<&ProviderKeyPlan>| {
         let mut req = Request::post(uri.clone())
             .body(Full::new(upstream_body.clone()))
@@ -305,12 +338,19 @@ async fn serve_route<'p>(
             HeaderValue::from_static("application/json"),
         );
         for name in &FORWARDED_REQUEST_HEADERS {
+            // `OpenAI-Beta` means nothing to a provider of another format.
+            if !openai_wire && name != header::ACCEPT {
+                continue;
+            }
             if let Some(v) = client_headers.get(name) {
                 headers.insert(name.clone(), v.clone());
             }
         }
+        for (name, value) in &provider.fixed_headers {
+            headers.insert(name.clone(), value.clone());
+        }
         if let Some(k) = key {
-            headers.insert(header::AUTHORIZATION, k.authorization.clone());
+            headers.insert(provider.auth_header.clone(), k.authorization.clone());
         }
         Some(req)
     };
@@ -364,6 +404,11 @@ async fn serve_route<'p>(
     let body = if relay {
         served.upstream_wait = first_sent.elapsed();
         let guard = outbound::stream_guard(gw, key, endpoint, view, by, prompt_tokens);
+        let up_body = if openai_wire {
+            UpstreamStream::plain(up_body)
+        } else {
+            UpstreamStream::from_anthropic(up_body, now)
+        };
         ProxyBody::Relay(Box::new(
             Relay::new(
                 up_body,
@@ -406,6 +451,25 @@ async fn serve_route<'p>(
                 .with("attempts", attempt(Some(status.as_u16()), &msg)));
             }
             Ok(Ok(c)) => c.to_bytes(),
+        };
+        // From here on the answer is OpenAI JSON, whatever the provider speaks.
+        let bytes = if openai_wire {
+            bytes
+        } else if status.is_success() {
+            match translated::openai_answer(&bytes, u64::try_from(now).unwrap_or(0)) {
+                Ok(b) => b,
+                Err(msg) => {
+                    // The provider answered (and likely billed): charge the estimate.
+                    drop(admitted);
+                    return Err(ApiError::new(
+                        ErrorType::UpstreamError,
+                        format!("provider `{}`: {msg}", provider.name),
+                    )
+                    .with("attempts", attempt(Some(status.as_u16()), &msg)));
+                }
+            }
+        } else {
+            translated::openai_error(status, &bytes)
         };
         let usage = if status.is_success() {
             usage_of(&bytes)

@@ -12,6 +12,7 @@ mod relay;
 mod request;
 mod respond;
 mod server;
+mod translated;
 mod upstream;
 mod view;
 mod watch;

@@ -1,0 +1,245 @@
+//! OpenAI clients on providers of another wire format (today: Anthropic Messages). The proxy
+//! keeps working in OpenAI terms: the request body is translated just before it is sent, and
+//! the answer right after it arrives, so usage settlement, output guardrails and the relay see
+//! OpenAI JSON and OpenAI SSE whatever the provider speaks. The conversions themselves are the
+//! pure functions of `crate::translate`; this module only applies them to proxy bodies.
+
+use crate::error::{ApiError, ErrorType};
+use crate::translate::stream::{EncoderOptions, StreamTranslator, WireFormat};
+use crate::translate::{anthropic, openai};
+use bytes::Bytes;
+use http::StatusCode;
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+use serde_json::{json, Value};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+/// The Anthropic request for an OpenAI request body, after the proxy's own edits: the routed
+/// `model`, the redacted `messages` when input guardrails changed them, and without
+/// Tollgate's `fallbacks`. A body the IR cannot express is the client's error (400), found
+/// before anything is sent.
+pub fn anthropic_request(
+    original: &[u8],
+    upstream_model: &str,
+    redacted_messages: Option<&str>,
+    default_max_tokens: u64,
+) -> Result<Bytes, ApiError> {
+    let invalid = |msg: String| ApiError::new(ErrorType::InvalidRequest, msg);
+    let Ok(Value::Object(mut map)) = serde_json::from_slice(original) else {
+        // `parse_head` already accepted the body as a JSON object; this is unreachable in
+        // practice, and a 400 is still the right answer if it happens.
+        return Err(invalid("request body must be a JSON object".into()));
+    };
+    map.remove("fallbacks");
+    map.insert("model".into(), upstream_model.into());
+    if let Some(text) = redacted_messages {
+        let messages = serde_json::from_str(text)
+            .map_err(|e| invalid(format!("redacted messages are not JSON: {e}")))?;
+        map.insert("messages".into(), messages);
+    }
+    let ir = openai::request_from_openai(&Value::Object(map)).map_err(translation_error)?;
+    let body =
+        anthropic::request_to_anthropic(&ir, default_max_tokens).map_err(translation_error)?;
+    Ok(Bytes::from(body.to_string()))
+}
+
+fn translation_error(e: crate::translate::ir::TranslateError) -> ApiError {
+    ApiError::new(
+        ErrorType::InvalidRequest,
+        format!("request cannot be translated for an Anthropic provider: {e}"),
+    )
+}
+
+/// A successful Anthropic message as an OpenAI `chat.completion`. `Err`: the provider's answer
+/// is not a message (the caller treats it as a provider failure).
+pub fn openai_answer(body: &[u8], created: u64) -> Result<Bytes, String> {
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| format!("the Anthropic answer is not JSON: {e}"))?;
+    let ir = anthropic::response_from_anthropic(&value)
+        .map_err(|e| format!("the Anthropic answer cannot be translated: {e}"))?;
+    Ok(Bytes::from(
+        openai::response_to_openai(&ir, created).to_string(),
+    ))
+}
+
+/// An Anthropic error answer (`{"type": "error", "error": {"type", "message"}}`) in the OpenAI
+/// shape, so an OpenAI client reads the provider's explanation where its SDK looks for it.
+/// The provider's error type is kept; a body that is not Anthropic's shape is quoted.
+pub fn openai_error(status: StatusCode, body: &[u8]) -> Bytes {
+    let parsed: Option<Value> = serde_json::from_slice(body).ok();
+    let inner = parsed.as_ref().and_then(|v| v.get("error"));
+    let message = inner
+        .and_then(|e| e.get("message"))
+        .and_then(Value::as_str)
+        .map_or_else(
+            || String::from_utf8_lossy(&body[..body.len().min(500)]).into_owned(),
+            str::to_owned,
+        );
+    let kind = inner
+        .and_then(|e| e.get("type"))
+        .and_then(Value::as_str)
+        .unwrap_or_else(|| anthropic::error_type_for_status(status));
+    Bytes::from(
+        json!({"error": {"type": kind, "code": kind, "message": message, "param": null}})
+            .to_string(),
+    )
+}
+
+/// The upstream body of a stream as the relay reads it: the provider's bytes, or, for a
+/// provider of another format, those bytes translated to OpenAI SSE as they arrive.
+pub struct UpstreamStream {
+    inner: Incoming,
+    /// `None`: an OpenAI provider, bytes pass unchanged.
+    translator: Option<Box<StreamTranslator>>,
+    finished: bool,
+}
+
+impl UpstreamStream {
+    pub fn plain(inner: Incoming) -> UpstreamStream {
+        UpstreamStream {
+            inner,
+            translator: None,
+            finished: false,
+        }
+    }
+
+    /// Anthropic events in, OpenAI chunks out. The usage chunk is always produced: the relay
+    /// settles from it, and hides it from a client that did not ask for it, as it does for
+    /// OpenAI upstreams whose `include_usage` the proxy forced.
+    pub fn from_anthropic(inner: Incoming, created: i64) -> UpstreamStream {
+        let options = EncoderOptions {
+            created,
+            include_usage: true,
+            ..EncoderOptions::default()
+        };
+        UpstreamStream {
+            inner,
+            translator: Some(Box::new(StreamTranslator::new(
+                WireFormat::Anthropic,
+                WireFormat::OpenAi,
+                options,
+            ))),
+            finished: false,
+        }
+    }
+}
+
+impl Body for UpstreamStream {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let this = self.get_mut();
+        let Some(translator) = this.translator.as_deref_mut() else {
+            return Pin::new(&mut this.inner).poll_frame(cx);
+        };
+        if this.finished {
+            return Poll::Ready(None);
+        }
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                Ok(bytes) => {
+                    let mut out = Vec::new();
+                    translator.feed(&bytes, &mut out);
+                    // After `[DONE]` or an error event the answer is over: stop reading, so
+                    // the relay settles and lets the connection go now.
+                    this.finished = translator.is_ended();
+                    // Passed on even when empty (a `ping`, half an event): the relay's idle
+                    // timer measures the provider's silence, not the translator's output.
+                    Poll::Ready(Some(Ok(Frame::data(Bytes::from(out)))))
+                }
+                // Trailers carry nothing for the client; skip them.
+                Err(_) => Poll::Ready(Some(Ok(Frame::data(Bytes::new())))),
+            },
+            // The relay reports a dropped connection itself (error event, settlement).
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e))),
+            Poll::Ready(None) => {
+                this.finished = true;
+                let mut out = Vec::new();
+                // A stream cut off before `message_stop` becomes an error event here.
+                translator.finish(&mut out);
+                if out.is_empty() {
+                    Poll::Ready(None)
+                } else {
+                    Poll::Ready(Some(Ok(Frame::data(Bytes::from(out)))))
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self.translator {
+            None => self.inner.is_end_stream(),
+            Some(_) => self.finished,
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self.translator {
+            None => self.inner.size_hint(),
+            Some(_) => SizeHint::default(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_takes_the_proxy_edits_then_translates() {
+        let body = br#"{"model":"alias","fallbacks":["x"],"stream":true,
+            "stream_options":{"include_usage":true},
+            "messages":[{"role":"system","content":"S"},{"role":"user","content":"secret"}]}"#;
+        let redacted =
+            r#"[{"role":"system","content":"S"},{"role":"user","content":"[REDACTED]"}]"#;
+        let out = anthropic_request(body, "claude-x", Some(redacted), 77).unwrap();
+        let v: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["model"], "claude-x");
+        assert_eq!(v["max_tokens"], 77);
+        assert_eq!(v["system"], "S");
+        assert_eq!(v["stream"], true);
+        assert_eq!(v["messages"][0]["content"][0]["text"], "[REDACTED]");
+        assert!(v.get("fallbacks").is_none() && v.get("stream_options").is_none());
+    }
+
+    #[test]
+    fn untranslatable_request_is_an_invalid_request() {
+        let body = br#"{"model":"m","n":2,"messages":[{"role":"user","content":"hi"}]}"#;
+        let err = anthropic_request(body, "m", None, 10).unwrap_err();
+        assert_eq!(err.kind, ErrorType::InvalidRequest);
+        assert!(err.message.contains("`n`"), "{}", err.message);
+    }
+
+    #[test]
+    fn errors_take_the_openai_shape() {
+        let body = br#"{"type":"error","error":{"type":"overloaded_error","message":"busy"}}"#;
+        let v: Value =
+            serde_json::from_slice(&openai_error(StatusCode::from_u16(529).unwrap(), body))
+                .unwrap();
+        assert_eq!(v["error"]["type"], "overloaded_error");
+        assert_eq!(v["error"]["message"], "busy");
+        let v: Value =
+            serde_json::from_slice(&openai_error(StatusCode::BAD_GATEWAY, b"<html>")).unwrap();
+        assert_eq!(v["error"]["type"], "api_error");
+        assert_eq!(v["error"]["message"], "<html>");
+    }
+
+    #[test]
+    fn answers_take_the_openai_shape() {
+        let body = br#"{"id":"msg_1","type":"message","role":"assistant","model":"claude-x",
+            "content":[{"type":"text","text":"hi"}],"stop_reason":"end_turn",
+            "usage":{"input_tokens":5,"output_tokens":2}}"#;
+        let v: Value = serde_json::from_slice(&openai_answer(body, 9).unwrap()).unwrap();
+        assert_eq!(v["choices"][0]["message"]["content"], "hi");
+        assert_eq!(v["usage"]["prompt_tokens"], 5);
+        assert_eq!(v["usage"]["completion_tokens"], 2);
+        assert_eq!(v["created"], 9);
+        assert!(openai_answer(b"{", 0).is_err());
+    }
+}
