@@ -1,5 +1,6 @@
 //! The response body type, and reading request bodies within `max_body_bytes`.
 
+use super::messages::AnthropicStream;
 use super::relay::Relay;
 use super::translated::UpstreamStream;
 use crate::error::{ApiError, ErrorType};
@@ -11,10 +12,12 @@ use hyper::body::Incoming;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-/// A whole buffered body, or an upstream stream relayed event by event.
+/// A whole buffered body, or an upstream stream relayed event by event (as OpenAI SSE, or
+/// re-encoded for an Anthropic client).
 pub enum ProxyBody {
     Full(Option<Bytes>),
     Relay(Box<Relay<UpstreamStream>>),
+    Anthropic(Box<AnthropicStream>),
 }
 
 impl ProxyBody {
@@ -34,6 +37,7 @@ impl Body for ProxyBody {
         match self.get_mut() {
             ProxyBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
             ProxyBody::Relay(relay) => Pin::new(relay.as_mut()).poll_frame(cx),
+            ProxyBody::Anthropic(stream) => Pin::new(stream.as_mut()).poll_frame(cx),
         }
     }
 
@@ -41,6 +45,7 @@ impl Body for ProxyBody {
         match self {
             ProxyBody::Full(b) => b.is_none(),
             ProxyBody::Relay(relay) => relay.is_end_stream(),
+            ProxyBody::Anthropic(stream) => stream.is_end_stream(),
         }
     }
 
@@ -49,6 +54,7 @@ impl Body for ProxyBody {
             ProxyBody::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
             ProxyBody::Full(None) => SizeHint::with_exact(0),
             ProxyBody::Relay(relay) => relay.size_hint(),
+            ProxyBody::Anthropic(stream) => stream.size_hint(),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The data-plane router: which handler serves which path (SPEC §2).
 
 use super::forward;
+use super::messages::{self, ClientFormat};
 use super::respond::{self, ProxyResponse};
 use super::Gateway;
 use crate::admission::auth;
@@ -20,6 +21,21 @@ pub async fn route(gw: &Gateway, req: Request<Incoming>) -> ProxyResponse {
         (&Method::POST, "/v1/chat/completions") => forward::handle(gw, Endpoint::Chat, req).await,
         (&Method::POST, "/v1/embeddings") => forward::handle(gw, Endpoint::Embeddings, req).await,
         (&Method::GET, "/v1/models") => list_models(gw, &req),
+        (&Method::POST, "/anthropic/v1/messages") => {
+            forward::handle_as(gw, Endpoint::Chat, ClientFormat::Anthropic, req).await
+        }
+        (&Method::POST, "/anthropic/v1/messages/count_tokens") => {
+            messages::count_tokens(gw, req).await
+        }
+        (_, "/anthropic/v1/messages" | "/anthropic/v1/messages/count_tokens") => {
+            ClientFormat::Anthropic.error(
+                &ApiError::new(
+                    ErrorType::MethodNotAllowed,
+                    format!("method {} is not allowed on {path}", req.method()),
+                ),
+                None,
+            )
+        }
         (&Method::GET, "/healthz") => respond::json(StatusCode::OK, r#"{"status":"ok"}"#),
         // The plan is loaded before the listener opens and never unloaded; stores join later.
         (&Method::GET, "/readyz") => respond::json(StatusCode::OK, r#"{"status":"ready"}"#),

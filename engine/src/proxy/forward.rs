@@ -5,6 +5,7 @@ use super::attempt::{send_with_retries, Attempts};
 use super::body::{read_limited, ProxyBody};
 use super::inbound;
 use super::inbound::Inbound;
+use super::messages::ClientFormat;
 use super::outbound::{self, Answerer};
 use super::relay::{Relay, StreamBounds};
 use super::request::RequestHead;
@@ -61,6 +62,17 @@ struct Served<'a> {
 }
 
 pub async fn handle(gw: &Gateway, endpoint: Endpoint, req: Request<Incoming>) -> ProxyResponse {
+    handle_as(gw, endpoint, ClientFormat::OpenAi, req).await
+}
+
+/// The proxy path for a client of any API shape: its request is read as OpenAI Chat, and the
+/// answer and every error are given back in its own shape.
+pub async fn handle_as(
+    gw: &Gateway,
+    endpoint: Endpoint,
+    format: ClientFormat,
+    req: Request<Incoming>,
+) -> ProxyResponse {
     let started = Instant::now();
     let request_id = respond::new_request_id();
     let plan = gw.plan.load_full();
@@ -69,15 +81,15 @@ pub async fn handle(gw: &Gateway, endpoint: Endpoint, req: Request<Incoming>) ->
         model: String::new(),
         upstream_wait: Duration::ZERO,
     };
-    let response = match proxy(gw, &plan, endpoint, req, &request_id, &mut served).await {
-        Ok(resp) => resp,
+    let response = match proxy(gw, &plan, endpoint, format, req, &request_id, &mut served).await {
+        Ok(resp) => format.response(resp),
         Err(e) => {
             if matches!(e.kind, ErrorType::RateLimited | ErrorType::BudgetExceeded) {
                 let field = |name: &str| e.fields.get(name).and_then(|v| v.as_str()).unwrap_or("");
                 gw.metrics
                     .record_rejection(field("scope"), field("limit_kind"));
             }
-            respond::error(&e, Some(&request_id))
+            format.error(&e, Some(&request_id))
         }
     };
     let total = started.elapsed();
@@ -96,6 +108,7 @@ async fn proxy<'p>(
     gw: &Gateway,
     plan: &'p Plan,
     endpoint: Endpoint,
+    format: ClientFormat,
     req: Request<Incoming>,
     request_id: &HeaderValue,
     served: &mut Served<'p>,
@@ -104,6 +117,7 @@ async fn proxy<'p>(
     let now = chrono::Utc::now().timestamp();
     let key = auth::authenticate(plan, &parts.headers, now)?;
     let body = read_limited(&parts.headers, body, plan.max_body_bytes).await?;
+    let body = format.request_body(body)?;
     let head = super::request::parse_head(&body, endpoint)?;
     let view = ProxyView::new(
         &head,

@@ -7,6 +7,7 @@ mod body;
 mod data_plane;
 mod forward;
 mod inbound;
+mod messages;
 mod outbound;
 mod relay;
 mod request;
