@@ -313,3 +313,24 @@ fn anthropic_errors_reach_the_client_in_openai_shape() {
     );
     assert!(r.body.ends_with("data: [DONE]\n\n"), "{}", r.body);
 }
+
+#[test]
+fn configured_default_max_tokens_fills_a_missing_bound() {
+    let mock = Mock::start(&["--format", "anthropic"]);
+    let config =
+        config(&mock).replace("    retries:", "    default_max_tokens: 1234\n    retries:");
+    let gw = Gateway::start(&config);
+    let url = format!("{}/v1/chat/completions", gw.url);
+    let ask = |extra: Value| {
+        let mut body = json!({"model": MODEL, "messages": [{"role": "user", "content": "hi"}]});
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        let reply = post_json(&url, &auth(), &body);
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        body_of(mock.requests().last().unwrap())
+    };
+    assert_eq!(ask(json!({}))["max_tokens"], 1234);
+    // The client's own bound wins.
+    assert_eq!(ask(json!({"max_tokens": 77}))["max_tokens"], 77);
+}

@@ -4,7 +4,9 @@ use super::check_unique;
 use super::limits::LimitRegistry;
 use crate::config::units::DurationStr;
 use crate::config::{ConfigError, LoadedConfig, ProviderConfig, ProviderKind};
-use crate::plan::{ModelMatcher, ProviderKeyPlan, ProviderPlan, ProviderTimeouts, ProviderWire};
+use crate::plan::{
+    ModelMatcher, ProviderKeyPlan, ProviderPlan, ProviderTimeouts, ProviderUrls, ProviderWire,
+};
 use crate::reliability::backoff::RetryPolicy;
 use crate::reliability::health::HealthPolicy;
 use http::{HeaderName, HeaderValue, Uri};
@@ -55,49 +57,32 @@ pub(super) fn compile_providers(
             ProviderKind::Openai => Some("https://api.openai.com/v1"),
             ProviderKind::OpenaiCompatible => None,
             ProviderKind::Anthropic => Some("https://api.anthropic.com"),
+            // An Azure resource has its own host; there is no default.
+            ProviderKind::Azure => None,
             other => {
                 errors.push(loaded.error_at(
                     &at("kind"),
                     format!(
-                        "provider kind `{}` is not supported yet (supported: openai, openai_compatible, anthropic)",
+                        "provider kind `{}` is not supported yet (supported: openai, openai_compatible, anthropic, azure)",
                         kind_name(other)
                     ),
                 ));
                 continue;
             }
         };
-        let wire = wire_of(p.kind);
+        let wire = wire_of(p, loaded, i, errors);
         let Some(base) = p.base_url.as_deref().or(default_base) else {
             errors.push(loaded.error_at(
                 &format!("providers[{i}]"),
                 format!(
-                    "provider `{}` of kind openai_compatible needs a base_url",
-                    p.name
+                    "provider `{}` of kind {} needs a base_url",
+                    p.name,
+                    kind_name(p.kind)
                 ),
             ));
             continue;
         };
-        let base = base.trim_end_matches('/');
-        let url = |suffix: &str| -> Option<Uri> {
-            let text = format!("{base}{suffix}");
-            match text.parse::<Uri>() {
-                Ok(u) if matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some() => {
-                    Some(u)
-                }
-                _ => None,
-            }
-        };
-        // Anthropic's base URL is the host (its SDKs append `/v1/messages`); it has no
-        // embeddings, and the proxy refuses them before any URL is used.
-        let (chat_path, embeddings_path) = match wire {
-            ProviderWire::OpenAi => ("/chat/completions", "/embeddings"),
-            ProviderWire::Anthropic { .. } => ("/v1/messages", "/v1/messages"),
-        };
-        let (Some(chat_url), Some(embeddings_url)) = (url(chat_path), url(embeddings_path)) else {
-            errors.push(loaded.error_at(
-                &at("base_url"),
-                format!("invalid base_url `{base}`: expected an http:// or https:// URL"),
-            ));
+        let Some(urls) = compile_urls(loaded, i, p, base, wire, errors) else {
             continue;
         };
         let models = match &p.models {
@@ -111,9 +96,9 @@ pub(super) fn compile_providers(
                 errors.push(loaded.error_at(&format!("{kat}.key"), "provider key is empty"));
                 continue;
             }
-            let value = match wire {
-                ProviderWire::OpenAi => format!("Bearer {}", key.key),
-                ProviderWire::Anthropic { .. } => key.key.clone(),
+            let value = match (wire, p.kind) {
+                (_, ProviderKind::Azure) | (ProviderWire::Anthropic { .. }, _) => key.key.clone(),
+                (ProviderWire::OpenAi, _) => format!("Bearer {}", key.key),
             };
             let Ok(mut authorization) = HeaderValue::from_str(&value) else {
                 errors.push(loaded.error_at(
@@ -176,9 +161,10 @@ pub(super) fn compile_providers(
             limits: tier,
             pricing_name: kind_name(p.kind),
             wire,
-            auth_header: match wire {
-                ProviderWire::OpenAi => http::header::AUTHORIZATION,
-                ProviderWire::Anthropic { .. } => HeaderName::from_static("x-api-key"),
+            auth_header: match (wire, p.kind) {
+                (_, ProviderKind::Azure) => HeaderName::from_static("api-key"),
+                (ProviderWire::OpenAi, _) => http::header::AUTHORIZATION,
+                (ProviderWire::Anthropic { .. }, _) => HeaderName::from_static("x-api-key"),
             },
             fixed_headers: match wire {
                 ProviderWire::OpenAi => Vec::new(),
@@ -189,8 +175,7 @@ pub(super) fn compile_providers(
             },
             name: p.name.as_str().into(),
             kind: p.kind,
-            chat_url,
-            embeddings_url,
+            urls,
             keys,
             models,
             timeouts: compile_timeouts(loaded, i, p, errors),
@@ -264,13 +249,129 @@ pub(super) fn matcher(
     })
 }
 
-fn wire_of(kind: ProviderKind) -> ProviderWire {
-    match kind {
-        ProviderKind::Anthropic => ProviderWire::Anthropic {
-            default_max_tokens: ANTHROPIC_DEFAULT_MAX_TOKENS,
-        },
-        _ => ProviderWire::OpenAi,
+/// The provider's wire format, and the settings that belong to one kind only: given to
+/// another kind they would silently do nothing, so they are errors.
+fn wire_of(
+    p: &ProviderConfig,
+    loaded: &LoadedConfig,
+    i: usize,
+    errors: &mut Vec<ConfigError>,
+) -> ProviderWire {
+    let misplaced = |field: &str, owner: &str, errors: &mut Vec<ConfigError>| {
+        errors.push(loaded.error_at(
+            &format!("providers[{i}].{field}"),
+            format!(
+                "`{field}` applies to providers of kind {owner}, not {}",
+                kind_name(p.kind)
+            ),
+        ));
+    };
+    if p.kind != ProviderKind::Azure {
+        if p.api_version.is_some() {
+            misplaced("api_version", "azure", errors);
+        }
+        if !p.deployments.is_empty() {
+            misplaced("deployments", "azure", errors);
+        }
     }
+    match p.kind {
+        ProviderKind::Anthropic => {
+            let default_max_tokens = p.default_max_tokens.unwrap_or(ANTHROPIC_DEFAULT_MAX_TOKENS);
+            if default_max_tokens == 0 {
+                errors.push(loaded.error_at(
+                    &format!("providers[{i}].default_max_tokens"),
+                    "default_max_tokens must be at least 1",
+                ));
+            }
+            ProviderWire::Anthropic { default_max_tokens }
+        }
+        _ => {
+            if p.default_max_tokens.is_some() {
+                misplaced("default_max_tokens", "anthropic", errors);
+            }
+            ProviderWire::OpenAi
+        }
+    }
+}
+
+/// Checks `base` is an http(s) URL and builds the provider's endpoint URLs from it.
+fn compile_urls(
+    loaded: &LoadedConfig,
+    i: usize,
+    p: &ProviderConfig,
+    base: &str,
+    wire: ProviderWire,
+    errors: &mut Vec<ConfigError>,
+) -> Option<ProviderUrls> {
+    let base = base.trim_end_matches('/');
+    let url = |suffix: &str| -> Option<Uri> {
+        let text = format!("{base}{suffix}");
+        match text.parse::<Uri>() {
+            Ok(u) if matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some() => {
+                Some(u)
+            }
+            _ => None,
+        }
+    };
+    let bad_base = |errors: &mut Vec<ConfigError>| {
+        errors.push(loaded.error_at(
+            &format!("providers[{i}].base_url"),
+            format!("invalid base_url `{base}`: expected an http:// or https:// URL"),
+        ));
+    };
+    if p.kind == ProviderKind::Azure {
+        // Checked once here, so a request-time URL can only fail on the deployment name.
+        if url("/openai").is_none() {
+            bad_base(errors);
+            return None;
+        }
+        let Some(api_version) = p.api_version.as_deref().filter(|v| !v.is_empty()) else {
+            errors.push(loaded.error_at(
+                &format!("providers[{i}]"),
+                format!(
+                    "provider `{}` of kind azure needs an api_version (e.g. 2024-10-21)",
+                    p.name
+                ),
+            ));
+            return None;
+        };
+        if !api_version
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        {
+            errors.push(loaded.error_at(
+                &format!("providers[{i}].api_version"),
+                format!("api_version `{api_version}` may hold only letters, digits and `-`"),
+            ));
+            return None;
+        }
+        let urls = ProviderUrls::Azure {
+            base: base.into(),
+            api_version: api_version.into(),
+            deployments: p
+                .deployments
+                .iter()
+                .map(|(m, d)| (m.as_str().into(), d.as_str().into()))
+                .collect(),
+        };
+        for model in p.deployments.keys() {
+            if let Err(msg) = urls.for_request(false, model) {
+                errors.push(loaded.error_at(&format!("providers[{i}].deployments.{model}"), msg));
+            }
+        }
+        return Some(urls);
+    }
+    // Anthropic's base URL is the host (its SDKs append `/v1/messages`); it has no
+    // embeddings, and the proxy refuses them before any URL is used.
+    let (chat_path, embeddings_path) = match wire {
+        ProviderWire::OpenAi => ("/chat/completions", "/embeddings"),
+        ProviderWire::Anthropic { .. } => ("/v1/messages", "/v1/messages"),
+    };
+    let (Some(chat), Some(embeddings)) = (url(chat_path), url(embeddings_path)) else {
+        bad_base(errors);
+        return None;
+    };
+    Some(ProviderUrls::Fixed { chat, embeddings })
 }
 
 fn kind_name(kind: ProviderKind) -> &'static str {

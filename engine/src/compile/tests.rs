@@ -29,7 +29,7 @@ fn compiles_keys_providers_and_models() {
     let plan = build(BASE).unwrap();
     assert_eq!(plan.providers.len(), 2);
     assert_eq!(
-        plan.providers[0].chat_url.to_string(),
+        chat_url(&plan.providers[0]),
         "https://api.openai.com/v1/chat/completions"
     );
     let key = plan.key_by_id("vk-ml").unwrap();
@@ -88,7 +88,7 @@ fn duplicate_ids_and_secrets_are_refused() {
 
 #[test]
 fn unsupported_provider_kind_says_so() {
-    for kind in ["bedrock", "gemini", "azure"] {
+    for kind in ["bedrock", "gemini"] {
         let errs = build(&format!("providers: [{{name: a, kind: {kind}}}]")).unwrap_err();
         assert!(
             errs[0]
@@ -103,10 +103,7 @@ fn unsupported_provider_kind_says_so() {
 fn anthropic_provider_compiles_with_its_url_and_headers() {
     let plan = build("providers: [{name: c, kind: anthropic, keys: [{key: sk-ant}]}]").unwrap();
     let p = &plan.providers[0];
-    assert_eq!(
-        p.chat_url.to_string(),
-        "https://api.anthropic.com/v1/messages"
-    );
+    assert_eq!(chat_url(p), "https://api.anthropic.com/v1/messages");
     assert_eq!(
         p.wire,
         crate::plan::ProviderWire::Anthropic {
@@ -120,10 +117,7 @@ fn anthropic_provider_compiles_with_its_url_and_headers() {
     assert_eq!(p.fixed_headers[0].1.as_bytes(), b"2023-06-01");
 
     let plan = build("providers: [{name: c, kind: anthropic, base_url: 'http://h:1/'}]").unwrap();
-    assert_eq!(
-        plan.providers[0].chat_url.to_string(),
-        "http://h:1/v1/messages"
-    );
+    assert_eq!(chat_url(&plan.providers[0]), "http://h:1/v1/messages");
     let plan = build("providers: [{name: o, kind: openai, keys: [{key: sk-o}]}]").unwrap();
     assert_eq!(plan.providers[0].auth_header, http::header::AUTHORIZATION);
     assert_eq!(
@@ -131,6 +125,77 @@ fn anthropic_provider_compiles_with_its_url_and_headers() {
         b"Bearer sk-o"
     );
     assert!(plan.providers[0].fixed_headers.is_empty());
+}
+
+fn chat_url(p: &crate::plan::ProviderPlan) -> String {
+    p.urls.for_request(false, "m").unwrap().to_string()
+}
+
+#[test]
+fn azure_provider_puts_the_deployment_in_the_url() {
+    let plan = build(
+        "providers: [{name: az, kind: azure, base_url: 'https://res.openai.azure.com/',
+          api_version: 2024-10-21, deployments: {gpt-4o: prod-4o}, keys: [{key: azk}]}]",
+    )
+    .unwrap();
+    let p = &plan.providers[0];
+    assert_eq!(
+        p.urls.for_request(false, "gpt-4o").unwrap().to_string(),
+        "https://res.openai.azure.com/openai/deployments/prod-4o/chat/completions?api-version=2024-10-21"
+    );
+    // A model without a mapping is its own deployment.
+    assert_eq!(
+        p.urls.for_request(true, "text-embedding-3-small").unwrap().to_string(),
+        "https://res.openai.azure.com/openai/deployments/text-embedding-3-small/embeddings?api-version=2024-10-21"
+    );
+    assert!(p.urls.for_request(false, "a/../b").is_err());
+    assert_eq!(p.auth_header.as_str(), "api-key");
+    assert_eq!(p.keys[0].authorization.as_bytes(), b"azk");
+    assert_eq!(p.wire, crate::plan::ProviderWire::OpenAi);
+}
+
+#[test]
+fn azure_settings_are_checked() {
+    let errs =
+        build("providers: [{name: az, kind: azure, base_url: 'https://r.example'}]").unwrap_err();
+    assert!(errs[0].message.contains("needs an api_version"), "{errs:?}");
+    let errs = build("providers: [{name: az, kind: azure, api_version: v1}]").unwrap_err();
+    assert!(errs[0].message.contains("needs a base_url"), "{errs:?}");
+    let errs = build(
+        "providers: [{name: az, kind: azure, base_url: 'https://r.example', api_version: v1,
+          deployments: {m: 'has space'}}]",
+    )
+    .unwrap_err();
+    assert!(
+        errs[0].message.contains("valid Azure deployment name"),
+        "{errs:?}"
+    );
+    // Settings of one kind given to another would silently do nothing.
+    let errs =
+        build("providers: [{name: o, kind: openai, api_version: v1, default_max_tokens: 9}]")
+            .unwrap_err();
+    let text = format!("{errs:?}");
+    assert!(
+        text.contains("`api_version` applies to providers of kind azure"),
+        "{text}"
+    );
+    assert!(
+        text.contains("`default_max_tokens` applies to providers of kind anthropic"),
+        "{text}"
+    );
+}
+
+#[test]
+fn anthropic_default_max_tokens_is_configurable() {
+    let plan = build("providers: [{name: c, kind: anthropic, default_max_tokens: 1024}]").unwrap();
+    assert_eq!(
+        plan.providers[0].wire,
+        crate::plan::ProviderWire::Anthropic {
+            default_max_tokens: 1024
+        }
+    );
+    let errs = build("providers: [{name: c, kind: anthropic, default_max_tokens: 0}]").unwrap_err();
+    assert!(errs[0].message.contains("at least 1"), "{errs:?}");
 }
 
 #[test]

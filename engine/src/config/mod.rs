@@ -153,6 +153,17 @@ pub struct ProviderConfig {
     pub rate_limit: Option<RateLimitConfig>,
     #[serde(default)]
     pub budget: Option<BudgetConfig>,
+    /// Anthropic: `max_tokens` sent when the client set no output bound (Anthropic requires
+    /// one; default 4096).
+    #[serde(default)]
+    pub default_max_tokens: Option<u64>,
+    /// Azure OpenAI: the `api-version` query parameter (required for kind azure).
+    #[serde(default)]
+    pub api_version: Option<String>,
+    /// Azure OpenAI: deployment name by model name; a model not listed is served by the
+    /// deployment of the same name.
+    #[serde(default)]
+    pub deployments: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Deserialize, Serialize)]

@@ -95,8 +95,8 @@ impl Plan {
 pub struct ProviderPlan {
     pub name: Arc<str>,
     pub kind: ProviderKind,
-    pub chat_url: Uri,
-    pub embeddings_url: Uri,
+    /// Where chat and embeddings requests go.
+    pub urls: ProviderUrls,
     pub keys: Vec<ProviderKeyPlan>,
     pub models: ModelMatcher,
     pub timeouts: ProviderTimeouts,
@@ -131,6 +131,66 @@ pub enum ProviderWire {
 impl ProviderPlan {
     pub fn serves(&self, model: &str) -> bool {
         self.models.matches(model)
+    }
+}
+
+/// Upstream URLs of a provider. Most have one URL per endpoint, built at compile time; Azure
+/// OpenAI puts the deployment (chosen by model) in the path.
+#[derive(Debug, Clone)]
+pub enum ProviderUrls {
+    Fixed {
+        chat: Uri,
+        embeddings: Uri,
+    },
+    /// `{base}/openai/deployments/{deployment}/{chat/completions|embeddings}?api-version=..`
+    Azure {
+        /// Without a trailing `/`, checked to be an http(s) URL at compile time.
+        base: Box<str>,
+        api_version: Box<str>,
+        /// Deployment by model; a model not listed is its own deployment name.
+        deployments: rustc_hash::FxHashMap<Box<str>, Box<str>>,
+    },
+}
+
+impl ProviderUrls {
+    /// The URL for one request. `Err`: the model name cannot form a URL (Azure deployments
+    /// come from the model name, which the client may choose).
+    pub fn for_request(&self, embeddings: bool, model: &str) -> Result<Uri, String> {
+        match self {
+            ProviderUrls::Fixed {
+                chat,
+                embeddings: emb,
+            } => Ok(if embeddings {
+                emb.clone()
+            } else {
+                chat.clone()
+            }),
+            ProviderUrls::Azure {
+                base,
+                api_version,
+                deployments,
+            } => {
+                let deployment = deployments.get(model).map_or(model, |d| &**d);
+                if deployment.is_empty()
+                    || !deployment
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+                {
+                    return Err(format!(
+                        "`{deployment}` is not a valid Azure deployment name (letters, digits, \
+                         `-`, `_`, `.`); map the model to a deployment under `deployments`"
+                    ));
+                }
+                let path = if embeddings {
+                    "embeddings"
+                } else {
+                    "chat/completions"
+                };
+                format!("{base}/openai/deployments/{deployment}/{path}?api-version={api_version}")
+                    .parse()
+                    .map_err(|e| format!("bad Azure URL for deployment `{deployment}`: {e}"))
+            }
+        }
     }
 }
 

@@ -306,9 +306,19 @@ async fn serve_route<'p>(
     served.provider = &route.provider.name;
     let provider = route.provider;
 
-    let uri = match endpoint {
-        Endpoint::Embeddings => provider.embeddings_url.clone(),
-        _ => provider.chat_url.clone(),
+    let uri = match provider
+        .urls
+        .for_request(matches!(endpoint, Endpoint::Embeddings), route.model)
+    {
+        Ok(uri) => uri,
+        Err(msg) => {
+            admitted.settle(None);
+            served.model = route.model.to_string();
+            return Ok(Err(ApiError::new(
+                ErrorType::InvalidRequest,
+                format!("provider `{}`: {msg}", provider.name),
+            )));
+        }
     };
     let upstream_body = match provider.wire {
         ProviderWire::OpenAi => head.upstream_body(body, route.model, redacted_messages),
