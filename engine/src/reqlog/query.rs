@@ -92,7 +92,7 @@ pub struct LogQuery {
     pub team: Option<String>,
     pub customer: Option<String>,
     pub provider: Option<String>,
-    /// Matches the served model or the model the client asked for.
+    /// Matches the model that served the request, or the requested model when none did.
     pub model: Option<String>,
     pub status: Option<StatusFilter>,
     pub error_type: Option<String>,

@@ -7,6 +7,7 @@
 
 use super::query::{
     Cursor, GroupBy, LogPage, LogQuery, SpendQuery, SpendReport, SpendRow, SpendTotals,
+    StatusFilter,
 };
 use super::record::{
     from_unix_micros, to_unix_micros, AttemptRecord, CacheResult, GuardrailRecord, LogRecord,
@@ -58,8 +59,9 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX requests_key ON requests (key_id, time_us);
     CREATE INDEX requests_team ON requests (team, time_us);
     CREATE INDEX requests_customer ON requests (customer, time_us);
-    CREATE INDEX requests_model ON requests (model, time_us);
-    CREATE INDEX requests_requested_model ON requests (requested_model, time_us);
+    -- The model a request counts under: the one that served it, else the one it asked for
+    -- (refusals). Indexed as an expression so filtering and grouping by it scan in order.
+    CREATE INDEX requests_model ON requests (COALESCE(model, requested_model), time_us);
     CREATE INDEX requests_provider ON requests (provider, time_us);
     CREATE INDEX requests_status ON requests (status, time_us);",
 ];
@@ -68,6 +70,9 @@ const COLUMNS: &str = "request_id, time_us, key_id, team, customer, endpoint, re
     provider, model, attempts, status, error_type, prompt_tokens, completion_tokens, \
     cached_tokens, cost_usd, cache, guardrails, total_us, upstream_us, ttft_us, overhead_us, \
     stream, client_disconnected, request_body, response_body";
+
+/// Must match the `requests_model` index expression exactly for SQLite to use the index.
+const MODEL_EXPR: &str = "COALESCE(model, requested_model)";
 
 /// How long a writer waits for a lock held by another connection before the batch fails.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -323,17 +328,24 @@ impl LogStore for SqliteStore {
             }
         }
         if let Some(m) = &q.model {
-            // Matching the requested model too finds requests refused before any model served
-            // them, and requests for an alias.
-            sql.push_str(" AND (model = ? OR requested_model = ?)");
-            args.push(Value::Text(m.clone()));
+            // The same expression as the index and as spend's grouping, so a refused request
+            // (no model served) is found by the model it asked for.
+            sql.push_str(&format!(" AND {MODEL_EXPR} = ?"));
             args.push(Value::Text(m.clone()));
         }
-        if let Some(s) = q.status {
-            let (lo, hi) = s.range();
-            sql.push_str(" AND status BETWEEN ? AND ?");
-            args.push(Value::Integer(lo.into()));
-            args.push(Value::Integer(hi.into()));
+        match q.status {
+            // Equality keeps the (status, time) index in time order; a range needs a sort.
+            Some(StatusFilter::Exact(code)) => {
+                sql.push_str(" AND status = ?");
+                args.push(Value::Integer(code.into()));
+            }
+            Some(s) => {
+                let (lo, hi) = s.range();
+                sql.push_str(" AND status BETWEEN ? AND ?");
+                args.push(Value::Integer(lo.into()));
+                args.push(Value::Integer(hi.into()));
+            }
+            None => {}
         }
         if let Some(c) = q.cache {
             sql.push_str(" AND cache = ?");
@@ -392,7 +404,7 @@ impl LogStore for SqliteStore {
             GroupBy::Customer => "customer",
             GroupBy::Provider => "provider",
             // Requests no model served (refusals) count under the model they asked for.
-            GroupBy::Model => "COALESCE(model, requested_model)",
+            GroupBy::Model => MODEL_EXPR,
         };
         let sql = format!(
             "SELECT {group} AS g, COUNT(*), SUM(prompt_tokens), SUM(completion_tokens), \
