@@ -2,7 +2,8 @@
 //!
 //! The request path mirrors the module layout: `config` (what the user wrote) is compiled by
 //! `compile` into a `plan::Plan`; `admission` decides per request over that plan; `proxy`
-//! carries the call upstream; `telemetry` counts what happened.
+//! carries the call upstream; `telemetry` counts what happened; `reqlog` keeps a record of
+//! every request.
 
 pub mod admission;
 pub mod cli;
@@ -15,6 +16,7 @@ pub mod policy;
 pub mod pricing;
 pub mod proxy;
 pub mod reliability;
+pub mod reqlog;
 pub mod state;
 pub mod telemetry;
 pub mod translate;

@@ -13,6 +13,7 @@ pub use policy::{GuardrailsConfig, RoutingConfig, RuleConfig, TargetConfig};
 pub use source_map::{Position, SourceMap};
 
 use crate::pricing::PriceConfig;
+use crate::reqlog::LogsConfig;
 use crate::state::Window;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize, Serializer};
@@ -28,6 +29,9 @@ pub struct Config {
     pub auth: AuthConfig,
     #[serde(default)]
     pub state: StateConfig,
+    /// The request log (`logs: {kind: sqlite, path: ./tollgate-logs.db}` when omitted).
+    #[serde(default)]
+    pub logs: LogsConfig,
     #[serde(default)]
     pub accounting: AccountingConfig,
     #[serde(default)]

@@ -1,0 +1,498 @@
+//! The request log in one SQLite file.
+//!
+//! WAL mode lets the admin API read while the writer thread appends; `synchronous=NORMAL`
+//! skips the fsync per commit (a power cut may lose the last batches, never corrupt the file),
+//! which is the right trade for a log. The schema is versioned with `PRAGMA user_version`
+//! and upgraded by the numbered migrations below, so an existing file is upgraded in place.
+
+use super::query::{
+    Cursor, GroupBy, LogPage, LogQuery, SpendQuery, SpendReport, SpendRow, SpendTotals,
+    StatusFilter,
+};
+use super::record::{
+    from_unix_micros, to_unix_micros, AttemptRecord, CacheResult, GuardrailRecord, LogRecord,
+};
+use super::{Error, LogStore, RetentionConfig};
+use chrono::{DateTime, Utc};
+use rusqlite::types::{Type, Value};
+use rusqlite::{params, params_from_iter, Connection, OpenFlags, Row, TransactionBehavior};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+/// Schema changes in order; `user_version` is the number applied. Append only: never edit an
+/// entry that has shipped, add a new one.
+const MIGRATIONS: &[&str] = &[
+    // 1: the requests table. Attempts and guardrail actions are JSON text: they are read
+    // back whole, never filtered on. Indexes pair each filter column with time so a filtered,
+    // newest-first page is one index range scan.
+    "CREATE TABLE requests (
+        id                  INTEGER PRIMARY KEY,
+        request_id          TEXT NOT NULL,
+        time_us             INTEGER NOT NULL,
+        key_id              TEXT,
+        team                TEXT,
+        customer            TEXT,
+        endpoint            TEXT NOT NULL,
+        requested_model     TEXT,
+        provider            TEXT,
+        model               TEXT,
+        attempts            TEXT NOT NULL,
+        status              INTEGER NOT NULL,
+        error_type          TEXT,
+        prompt_tokens       INTEGER NOT NULL,
+        completion_tokens   INTEGER NOT NULL,
+        cached_tokens       INTEGER NOT NULL,
+        cost_usd            REAL NOT NULL,
+        cache               TEXT NOT NULL,
+        guardrails          TEXT NOT NULL,
+        total_us            INTEGER NOT NULL,
+        upstream_us         INTEGER,
+        ttft_us             INTEGER,
+        overhead_us         INTEGER NOT NULL,
+        stream              INTEGER NOT NULL,
+        client_disconnected INTEGER NOT NULL,
+        request_body        TEXT,
+        response_body       TEXT
+    );
+    CREATE INDEX requests_time ON requests (time_us);
+    CREATE INDEX requests_key ON requests (key_id, time_us);
+    CREATE INDEX requests_team ON requests (team, time_us);
+    CREATE INDEX requests_customer ON requests (customer, time_us);
+    -- The model a request counts under: the one that served it, else the one it asked for
+    -- (refusals). Indexed as an expression so filtering and grouping by it scan in order.
+    CREATE INDEX requests_model ON requests (COALESCE(model, requested_model), time_us);
+    CREATE INDEX requests_provider ON requests (provider, time_us);
+    CREATE INDEX requests_status ON requests (status, time_us);",
+];
+
+const COLUMNS: &str = "request_id, time_us, key_id, team, customer, endpoint, requested_model, \
+    provider, model, attempts, status, error_type, prompt_tokens, completion_tokens, \
+    cached_tokens, cost_usd, cache, guardrails, total_us, upstream_us, ttft_us, overhead_us, \
+    stream, client_disconnected, request_body, response_body";
+
+/// Must match the `requests_model` index expression exactly for SQLite to use the index.
+const MODEL_EXPR: &str = "COALESCE(model, requested_model)";
+
+/// How long a writer waits for a lock held by another connection before the batch fails.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Retention deletes in chunks so one pass never holds the write lock for long.
+const DELETE_CHUNK: i64 = 10_000;
+/// Idle read connections kept for the next admin query.
+const MAX_IDLE_READERS: usize = 4;
+
+pub struct SqliteStore {
+    path: PathBuf,
+    /// Only the writer thread inserts and deletes, so this lock is uncontended; it exists to
+    /// make the store `Sync` for the readers that share it.
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+impl SqliteStore {
+    /// Opens or creates the file, switches it to WAL and brings the schema up to date.
+    pub fn open(path: &Path) -> Result<SqliteStore, Error> {
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        if !dir.is_dir() {
+            return Err(Error::MissingDirectory {
+                dir,
+                path: path.to_path_buf(),
+            });
+        }
+        let not_writable = |source| Error::NotWritable {
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(not_writable)?;
+        // SQLite falls back to read-only when the file is write-protected; the log would then
+        // fail on every batch, so say so now.
+        if conn.is_readonly("main").map_err(not_writable)? {
+            return Err(not_writable(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_READONLY),
+                Some("the file is read-only".into()),
+            )));
+        }
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(not_writable)?;
+        let mode: String = conn
+            .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
+            .map_err(not_writable)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            // Some file systems (network mounts) refuse WAL; the log still works, but readers
+            // then wait for writers.
+            tracing::warn!(path = %path.display(), mode = %mode, "request log: WAL mode unavailable");
+        }
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(not_writable)?;
+        migrate(&mut conn, path)?;
+        Ok(SqliteStore {
+            path: path.to_path_buf(),
+            writer: Mutex::new(conn),
+            readers: Mutex::new(Vec::new()),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The schema version of the open file (the number of migrations applied).
+    pub fn schema_version(&self) -> Result<i64, Error> {
+        Ok(self
+            .lock_writer()
+            .pragma_query_value(None, "user_version", |r| r.get(0))?)
+    }
+
+    /// Rows in the table; the writer uses it for `max_rows`.
+    pub fn count(&self) -> Result<u64, Error> {
+        self.with_reader(|c| {
+            let n: i64 = c.query_row("SELECT COUNT(*) FROM requests", [], |r| r.get(0))?;
+            Ok(n as u64)
+        })
+    }
+
+    fn lock_writer(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave the connection half-used (each
+        // operation is one transaction), so a poisoned lock is still usable.
+        self.writer.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs `f` on a read-only connection, reusing an idle one when there is one.
+    fn with_reader<T>(&self, f: impl FnOnce(&Connection) -> Result<T, Error>) -> Result<T, Error> {
+        let idle = self.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let conn = match idle {
+            Some(c) => c,
+            None => {
+                let c = Connection::open_with_flags(
+                    &self.path,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )?;
+                c.busy_timeout(BUSY_TIMEOUT)?;
+                c
+            }
+        };
+        let out = f(&conn);
+        let mut idle = self.readers.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() < MAX_IDLE_READERS {
+            idle.push(conn);
+        }
+        out
+    }
+}
+
+fn migrate(conn: &mut Connection, path: &Path) -> Result<(), Error> {
+    let known = MIGRATIONS.len() as i64;
+    let found: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if found > known {
+        return Err(Error::SchemaTooNew {
+            path: path.to_path_buf(),
+            found,
+            known,
+        });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        // The version bump commits with the change, so a crash mid-way re-runs only the
+        // migration that did not finish.
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", i as i64 + 1)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+/// SQLite integers are signed; counts beyond `i64::MAX` do not occur, so saturate.
+fn int(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn json<T: serde::Serialize>(v: &T) -> String {
+    // Serializing plain structs of strings and numbers cannot fail.
+    serde_json::to_string(v).unwrap_or_else(|_| "[]".into())
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(row: &Row<'_>, idx: usize) -> rusqlite::Result<T> {
+    let text: String = row.get(idx)?;
+    serde_json::from_str(&text)
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(idx, Type::Text, Box::new(e)))
+}
+
+fn read_record(row: &Row<'_>) -> rusqlite::Result<LogRecord> {
+    let u = |idx: usize| -> rusqlite::Result<u64> { Ok(row.get::<_, i64>(idx)?.max(0) as u64) };
+    let opt_u = |idx: usize| -> rusqlite::Result<Option<u64>> {
+        Ok(row.get::<_, Option<i64>>(idx)?.map(|v| v.max(0) as u64))
+    };
+    let cache: String = row.get(16)?;
+    Ok(LogRecord {
+        request_id: row.get(0)?,
+        time: from_unix_micros(row.get(1)?),
+        key_id: row.get(2)?,
+        team: row.get(3)?,
+        customer: row.get(4)?,
+        endpoint: row.get(5)?,
+        requested_model: row.get(6)?,
+        provider: row.get(7)?,
+        model: row.get(8)?,
+        attempts: from_json::<Vec<AttemptRecord>>(row, 9)?,
+        status: row.get(10)?,
+        error_type: row.get(11)?,
+        prompt_tokens: u(12)?,
+        completion_tokens: u(13)?,
+        cached_tokens: u(14)?,
+        cost_usd: row.get(15)?,
+        // A value written by a newer version reads as a miss rather than failing the page.
+        cache: cache.parse().unwrap_or(CacheResult::Miss),
+        guardrails: from_json::<Vec<GuardrailRecord>>(row, 17)?,
+        total_us: u(18)?,
+        upstream_us: opt_u(19)?,
+        ttft_us: opt_u(20)?,
+        overhead_us: u(21)?,
+        stream: row.get(22)?,
+        client_disconnected: row.get(23)?,
+        request_body: row.get(24)?,
+        response_body: row.get(25)?,
+    })
+}
+
+impl LogStore for SqliteStore {
+    fn insert_batch(&self, records: &[LogRecord]) -> Result<(), Error> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.lock_writer();
+        // IMMEDIATE takes the write lock up front, so waiting on another writer happens in
+        // the busy handler at BEGIN rather than failing half-way through the batch.
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        {
+            let mut stmt = tx.prepare_cached(&format!(
+                "INSERT INTO requests ({COLUMNS}) VALUES \
+                 (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            ))?;
+            for r in records {
+                stmt.execute(params![
+                    r.request_id,
+                    to_unix_micros(r.time),
+                    r.key_id,
+                    r.team,
+                    r.customer,
+                    r.endpoint,
+                    r.requested_model,
+                    r.provider,
+                    r.model,
+                    json(&r.attempts),
+                    r.status,
+                    r.error_type,
+                    int(r.prompt_tokens),
+                    int(r.completion_tokens),
+                    int(r.cached_tokens),
+                    r.cost_usd,
+                    r.cache.as_str(),
+                    json(&r.guardrails),
+                    int(r.total_us),
+                    r.upstream_us.map(int),
+                    r.ttft_us.map(int),
+                    int(r.overhead_us),
+                    r.stream,
+                    r.client_disconnected,
+                    r.request_body,
+                    r.response_body,
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn query(&self, q: &LogQuery) -> Result<LogPage, Error> {
+        let mut sql = format!("SELECT {COLUMNS}, id FROM requests WHERE 1 = 1");
+        let mut args: Vec<Value> = Vec::new();
+        let text_filters = [
+            ("key_id", &q.key),
+            ("team", &q.team),
+            ("customer", &q.customer),
+            ("provider", &q.provider),
+            ("error_type", &q.error_type),
+        ];
+        for (column, value) in text_filters {
+            if let Some(v) = value {
+                sql.push_str(&format!(" AND {column} = ?"));
+                args.push(Value::Text(v.clone()));
+            }
+        }
+        if let Some(m) = &q.model {
+            // The same expression as the index and as spend's grouping, so a refused request
+            // (no model served) is found by the model it asked for.
+            sql.push_str(&format!(" AND {MODEL_EXPR} = ?"));
+            args.push(Value::Text(m.clone()));
+        }
+        match q.status {
+            // Equality keeps the (status, time) index in time order; a range needs a sort.
+            Some(StatusFilter::Exact(code)) => {
+                sql.push_str(" AND status = ?");
+                args.push(Value::Integer(code.into()));
+            }
+            Some(s) => {
+                let (lo, hi) = s.range();
+                sql.push_str(" AND status BETWEEN ? AND ?");
+                args.push(Value::Integer(lo.into()));
+                args.push(Value::Integer(hi.into()));
+            }
+            None => {}
+        }
+        if let Some(c) = q.cache {
+            sql.push_str(" AND cache = ?");
+            args.push(Value::Text(c.as_str().into()));
+        }
+        if let Some(t) = q.since {
+            sql.push_str(" AND time_us >= ?");
+            args.push(Value::Integer(to_unix_micros(t)));
+        }
+        if let Some(t) = q.until {
+            sql.push_str(" AND time_us < ?");
+            args.push(Value::Integer(to_unix_micros(t)));
+        }
+        if let Some(c) = q.min_cost {
+            sql.push_str(" AND cost_usd >= ?");
+            args.push(Value::Real(c));
+        }
+        if let Some(c) = q.cursor {
+            sql.push_str(" AND (time_us, id) < (?, ?)");
+            args.push(Value::Integer(c.time_us));
+            args.push(Value::Integer(c.id));
+        }
+        // One extra row tells whether another page exists without a COUNT.
+        sql.push_str(" ORDER BY time_us DESC, id DESC LIMIT ?");
+        args.push(Value::Integer(i64::from(q.limit) + 1));
+
+        self.with_reader(|conn| {
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let mut rows = stmt.query(params_from_iter(args))?;
+            let mut records = Vec::new();
+            let mut last = None;
+            let mut more = false;
+            while let Some(row) = rows.next()? {
+                if records.len() == q.limit as usize {
+                    more = true;
+                    break;
+                }
+                let rec = read_record(row)?;
+                last = Some(Cursor {
+                    time_us: to_unix_micros(rec.time),
+                    id: row.get(26)?,
+                });
+                records.push(rec);
+            }
+            Ok(LogPage {
+                records,
+                next_cursor: if more { last.map(Cursor::encode) } else { None },
+            })
+        })
+    }
+
+    fn spend(&self, q: &SpendQuery) -> Result<SpendReport, Error> {
+        let group = match q.group_by {
+            GroupBy::Key => "key_id",
+            GroupBy::Team => "team",
+            GroupBy::Customer => "customer",
+            GroupBy::Provider => "provider",
+            // Requests no model served (refusals) count under the model they asked for.
+            GroupBy::Model => MODEL_EXPR,
+        };
+        let sql = format!(
+            "SELECT {group} AS g, COUNT(*), SUM(prompt_tokens), SUM(completion_tokens), \
+             SUM(cached_tokens), SUM(cost_usd), SUM(status >= 400) \
+             FROM requests WHERE time_us >= ? AND time_us < ? \
+             GROUP BY g ORDER BY SUM(cost_usd) DESC, g"
+        );
+        let since = q.since.map(to_unix_micros).unwrap_or(i64::MIN);
+        let until = q.until.map(to_unix_micros).unwrap_or(i64::MAX);
+        let rows = self.with_reader(|conn| {
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let rows = stmt.query_map(params![since, until], |r| {
+                let n =
+                    |i: usize| -> rusqlite::Result<u64> { Ok(r.get::<_, i64>(i)?.max(0) as u64) };
+                Ok(SpendRow {
+                    group: r.get(0)?,
+                    totals: SpendTotals {
+                        requests: n(1)?,
+                        prompt_tokens: n(2)?,
+                        completion_tokens: n(3)?,
+                        cached_tokens: n(4)?,
+                        cost_usd: r.get(5)?,
+                        errors: n(6)?,
+                    },
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })?;
+        let mut total = SpendTotals::default();
+        for row in &rows {
+            let t = &row.totals;
+            total.requests += t.requests;
+            total.prompt_tokens += t.prompt_tokens;
+            total.completion_tokens += t.completion_tokens;
+            total.cached_tokens += t.cached_tokens;
+            total.cost_usd += t.cost_usd;
+            total.errors += t.errors;
+        }
+        Ok(SpendReport {
+            group_by: q.group_by,
+            since: q.since,
+            until: q.until,
+            rows,
+            total,
+        })
+    }
+
+    fn apply_retention(
+        &self,
+        retention: &RetentionConfig,
+        now: DateTime<Utc>,
+    ) -> Result<u64, Error> {
+        let conn = self.lock_writer();
+        let mut deleted = 0u64;
+        if let Some(age) = retention.max_age() {
+            let age = chrono::Duration::from_std(age).unwrap_or(chrono::Duration::MAX);
+            let cutoff = now
+                .checked_sub_signed(age)
+                .map(to_unix_micros)
+                .unwrap_or(i64::MIN);
+            loop {
+                let n = conn.execute(
+                    "DELETE FROM requests WHERE id IN \
+                     (SELECT id FROM requests WHERE time_us < ? ORDER BY time_us LIMIT ?)",
+                    params![cutoff, DELETE_CHUNK],
+                )?;
+                deleted += n as u64;
+                if (n as i64) < DELETE_CHUNK {
+                    break;
+                }
+            }
+        }
+        if let Some(max_rows) = retention.max_rows {
+            let count: i64 = conn.query_row("SELECT COUNT(*) FROM requests", [], |r| r.get(0))?;
+            let mut excess = count - int(max_rows);
+            while excess > 0 {
+                let n = conn.execute(
+                    "DELETE FROM requests WHERE id IN \
+                     (SELECT id FROM requests ORDER BY time_us, id LIMIT ?)",
+                    params![excess.min(DELETE_CHUNK)],
+                )?;
+                if n == 0 {
+                    break;
+                }
+                deleted += n as u64;
+                excess -= n as i64;
+            }
+        }
+        Ok(deleted)
+    }
+}

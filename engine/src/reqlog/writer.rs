@@ -1,0 +1,330 @@
+//! [`RequestLog`]: the handle requests log through, and the thread that writes for them.
+//!
+//! The request side only ever does a `try_send` into a bounded channel. The writer is an OS
+//! thread rather than a tokio task because every store call blocks (SQLite does file I/O and
+//! may wait on a lock); on a runtime worker that would stall unrelated requests.
+
+use super::config::{LogStoreKind, LogsConfig, RetentionConfig};
+use super::query::{LogPage, LogQuery, SpendQuery, SpendReport};
+use super::record::LogRecord;
+use super::sqlite::SqliteStore;
+use super::{Error, LogStore};
+use chrono::Utc;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Counters for the metrics endpoint.
+#[derive(Debug, Default)]
+pub struct LogCounters {
+    /// Records refused because the queue was full or the writer had stopped
+    /// (`tollgate_log_dropped_total`).
+    pub dropped: AtomicU64,
+    /// Records committed to the store.
+    pub written: AtomicU64,
+    /// Store operations (batch inserts, retention passes) that failed.
+    pub store_errors: AtomicU64,
+    /// Records lost because the batch holding them failed to commit.
+    pub failed_records: AtomicU64,
+}
+
+/// How the writer thread batches and maintains the store.
+pub struct WriterOptions {
+    /// Queue capacity; at least 1.
+    pub queue: usize,
+    /// Keep `request_body` / `response_body`; when off they are cleared before queueing.
+    pub bodies: bool,
+    /// Most records per transaction.
+    pub batch_max: usize,
+    /// Longest a record waits for others to share its transaction.
+    pub batch_wait: Duration,
+    pub retention: RetentionConfig,
+    /// How often retention runs (also once at start).
+    pub retention_every: Duration,
+    /// Called on the writer thread before each batch insert; lets tests hold the writer still.
+    #[cfg(test)]
+    pub before_insert: Option<Box<dyn FnMut() + Send>>,
+}
+
+impl Default for WriterOptions {
+    fn default() -> Self {
+        WriterOptions {
+            queue: 10_000,
+            bodies: false,
+            batch_max: 512,
+            batch_wait: Duration::from_millis(50),
+            retention: RetentionConfig::default(),
+            retention_every: Duration::from_secs(60),
+            #[cfg(test)]
+            before_insert: None,
+        }
+    }
+}
+
+enum Msg {
+    // Boxed so the channel's preallocated slots stay small.
+    Record(Box<LogRecord>),
+    /// Write everything received so far, then answer.
+    Flush(SyncSender<()>),
+    /// Like `Flush`, then stop the thread.
+    Shutdown(SyncSender<()>),
+}
+
+/// Cheap to clone; every clone feeds the same queue and writer thread.
+#[derive(Clone)]
+pub struct RequestLog {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    counters: Arc<LogCounters>,
+    /// `None` for `logs.kind: none`.
+    writer: Option<Writer>,
+}
+
+struct Writer {
+    tx: SyncSender<Msg>,
+    store: Arc<dyn LogStore>,
+    bodies: bool,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl RequestLog {
+    /// Opens the store the config names, with `path` relative to `base_dir` (the config
+    /// file's directory), and starts the writer thread.
+    pub fn open(config: &LogsConfig, base_dir: &Path) -> Result<RequestLog, Error> {
+        match config.kind {
+            LogStoreKind::None => Ok(RequestLog::disabled()),
+            LogStoreKind::Sqlite => {
+                let store = SqliteStore::open(&base_dir.join(&config.path))?;
+                let options = WriterOptions {
+                    queue: config.queue,
+                    bodies: config.bodies,
+                    retention: config.retention.clone(),
+                    ..WriterOptions::default()
+                };
+                RequestLog::with_store(Arc::new(store), options)
+            }
+        }
+    }
+
+    /// A log that records nothing (`logs.kind: none`).
+    pub fn disabled() -> RequestLog {
+        RequestLog {
+            shared: Arc::new(Shared {
+                counters: Arc::default(),
+                writer: None,
+            }),
+        }
+    }
+
+    /// Starts a writer thread over any store.
+    pub fn with_store(
+        store: Arc<dyn LogStore>,
+        mut options: WriterOptions,
+    ) -> Result<RequestLog, Error> {
+        let (tx, rx) = mpsc::sync_channel(options.queue.max(1));
+        let counters = Arc::new(LogCounters::default());
+        let bodies = options.bodies;
+        let thread = {
+            let store = Arc::clone(&store);
+            let counters = Arc::clone(&counters);
+            options.batch_max = options.batch_max.max(1);
+            std::thread::Builder::new()
+                .name("tollgate-reqlog".into())
+                .spawn(move || run(rx, &*store, &counters, options))
+                .map_err(Error::Thread)?
+        };
+        Ok(RequestLog {
+            shared: Arc::new(Shared {
+                counters,
+                writer: Some(Writer {
+                    tx,
+                    store,
+                    bodies,
+                    thread: Mutex::new(Some(thread)),
+                }),
+            }),
+        })
+    }
+
+    /// Queues one record. Never blocks: when the queue is full the record is dropped and
+    /// counted in `counters().dropped`.
+    pub fn record(&self, mut rec: LogRecord) {
+        let Some(w) = &self.shared.writer else { return };
+        if !w.bodies {
+            rec.request_body = None;
+            rec.response_body = None;
+        }
+        match w.tx.try_send(Msg::Record(Box::new(rec))) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                self.shared.counters.dropped.fetch_add(1, Relaxed);
+            }
+        }
+    }
+
+    /// Waits until every record queued before this call is written (or its batch failed).
+    /// Blocking: call from `spawn_blocking` in async code.
+    pub fn flush(&self) {
+        self.send_and_wait(Msg::Flush);
+    }
+
+    /// Writes what is queued and stops the writer thread; later records are dropped and
+    /// counted. For graceful shutdown. Blocking.
+    pub fn shutdown(&self) {
+        let Some(w) = &self.shared.writer else { return };
+        self.send_and_wait(Msg::Shutdown);
+        let handle = w.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(h) = handle {
+            let _ = h.join();
+        }
+    }
+
+    fn send_and_wait(&self, msg: fn(SyncSender<()>) -> Msg) {
+        let Some(w) = &self.shared.writer else { return };
+        let (ack_tx, ack_rx) = mpsc::sync_channel(1);
+        // A blocking send: the caller asked to wait, and the marker must queue behind the
+        // records it waits for. Errors mean the writer has stopped; there is nothing to wait on.
+        if w.tx.send(msg(ack_tx)).is_ok() {
+            let _ = ack_rx.recv();
+        }
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.shared.writer.is_some()
+    }
+
+    /// Whether bodies are kept; callers can skip capturing them when not.
+    pub fn keeps_bodies(&self) -> bool {
+        self.shared.writer.as_ref().is_some_and(|w| w.bodies)
+    }
+
+    pub fn counters(&self) -> &Arc<LogCounters> {
+        &self.shared.counters
+    }
+
+    /// One page of records, newest first. Blocking; runs on a read connection, concurrently
+    /// with the writer.
+    pub fn query(&self, query: &LogQuery) -> Result<LogPage, Error> {
+        self.store()?.query(query)
+    }
+
+    /// Spend summed per group. Blocking, like `query`.
+    pub fn spend(&self, query: &SpendQuery) -> Result<SpendReport, Error> {
+        self.store()?.spend(query)
+    }
+
+    fn store(&self) -> Result<&dyn LogStore, Error> {
+        self.shared
+            .writer
+            .as_ref()
+            .map(|w| &*w.store)
+            .ok_or(Error::Disabled)
+    }
+}
+
+/// The writer thread: batch, insert, acknowledge flushes, apply retention now and then.
+/// Exits when shut down or when every `RequestLog` clone is gone.
+#[cfg_attr(not(test), allow(unused_mut))] // `opts` is mutated only by the test hook
+fn run(
+    rx: mpsc::Receiver<Msg>,
+    store: &dyn LogStore,
+    counters: &LogCounters,
+    mut opts: WriterOptions,
+) {
+    let mut batch: Vec<LogRecord> = Vec::with_capacity(opts.batch_max);
+    let mut acks: Vec<SyncSender<()>> = Vec::new();
+    let mut next_retention = Instant::now();
+    let mut stop = false;
+    while !stop {
+        if Instant::now() >= next_retention {
+            retain(store, counters, &opts.retention);
+            next_retention = Instant::now() + opts.retention_every;
+        }
+        // Sleep until the first message, waking for retention.
+        let wait = next_retention.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(wait) {
+            Ok(msg) => stop = take(msg, &mut batch, &mut acks),
+            Err(RecvTimeoutError::Timeout) => continue,
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+        // Gather more until the batch is full, a flush asks for it, or the first record has
+        // waited `batch_wait`.
+        let deadline = Instant::now() + opts.batch_wait;
+        while !stop && acks.is_empty() && batch.len() < opts.batch_max {
+            match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(msg) => stop = take(msg, &mut batch, &mut acks),
+                Err(RecvTimeoutError::Timeout) => break,
+                Err(RecvTimeoutError::Disconnected) => {
+                    stop = true;
+                }
+            }
+        }
+        if stop {
+            // Records that raced the shutdown marker are still written.
+            while let Ok(msg) = rx.try_recv() {
+                take(msg, &mut batch, &mut acks);
+            }
+        }
+        #[cfg(test)]
+        if let Some(hook) = opts.before_insert.as_mut() {
+            hook();
+        }
+        write(store, counters, &mut batch);
+        for ack in acks.drain(..) {
+            let _ = ack.send(());
+        }
+    }
+    write(store, counters, &mut batch);
+}
+
+/// Files one message; true when it asks the thread to stop.
+fn take(msg: Msg, batch: &mut Vec<LogRecord>, acks: &mut Vec<SyncSender<()>>) -> bool {
+    match msg {
+        Msg::Record(rec) => batch.push(*rec),
+        Msg::Flush(ack) => acks.push(ack),
+        Msg::Shutdown(ack) => {
+            acks.push(ack);
+            return true;
+        }
+    }
+    false
+}
+
+fn write(store: &dyn LogStore, counters: &LogCounters, batch: &mut Vec<LogRecord>) {
+    if batch.is_empty() {
+        return;
+    }
+    match store.insert_batch(batch) {
+        Ok(()) => {
+            counters.written.fetch_add(batch.len() as u64, Relaxed);
+        }
+        Err(e) => {
+            counters.store_errors.fetch_add(1, Relaxed);
+            counters
+                .failed_records
+                .fetch_add(batch.len() as u64, Relaxed);
+            // The error names the file and SQLite's reason, never record contents.
+            tracing::warn!(error = %e, records = batch.len(), "request log: batch not written");
+        }
+    }
+    batch.clear();
+}
+
+fn retain(store: &dyn LogStore, counters: &LogCounters, retention: &RetentionConfig) {
+    if retention.max_age.is_none() && retention.max_rows.is_none() {
+        return;
+    }
+    match store.apply_retention(retention, Utc::now()) {
+        Ok(0) => {}
+        Ok(n) => tracing::debug!(deleted = n, "request log: retention applied"),
+        Err(e) => {
+            counters.store_errors.fetch_add(1, Relaxed);
+            tracing::warn!(error = %e, "request log: retention failed");
+        }
+    }
+}
