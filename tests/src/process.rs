@@ -175,6 +175,21 @@ impl Gateway {
         panic!("gateway did not stop within 10 s of SIGTERM");
     }
 
+    /// Stops the gateway like [`Gateway::stop`] and returns everything it wrote to stderr
+    /// (its structured log).
+    pub fn stop_and_output(mut self) -> String {
+        use std::io::Read;
+        let mut stderr = self.child.stderr.take().expect("piped stderr");
+        let reader = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = stderr.read_to_string(&mut text);
+            text
+        });
+        self.signal("TERM");
+        let _ = self.child.wait();
+        reader.join().unwrap_or_default()
+    }
+
     /// The admin `/admin/usage` counters.
     pub fn usage(&self) -> Vec<serde_json::Value> {
         let reply = crate::get(&format!("{}/admin/usage", self.admin_url), &[]);

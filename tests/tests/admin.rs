@@ -115,3 +115,86 @@ fn sighup_adds_a_key_and_a_broken_reload_keeps_serving() {
         "{m}"
     );
 }
+
+/// The number on the metrics line that starts with `prefix`.
+fn metric_value(text: &str, prefix: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no metric {prefix} in\n{text}"))
+}
+
+#[test]
+fn metrics_count_tokens_cost_and_provider_latency() {
+    let mock = Mock::start(&[]);
+    let config = config(&mock, "  - {id: a, key: key-a}\n")
+        + "pricing:\n  mock/m: {input: 2.0, cached_input: 1.0, output: 10.0}\n";
+    let gw = Gateway::start(&config);
+    let url = format!("{}/v1/chat/completions", gw.url);
+    let auth = [("authorization", "Bearer key-a")];
+    let whole = post_json(
+        &url,
+        &auth,
+        &json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]}),
+    );
+    assert_eq!(whole.status, 200);
+    let u1 = whole.json()["usage"].clone();
+    let streamed = post_json(
+        &url,
+        &auth,
+        &json!({"model": "m", "stream": true, "stream_options": {"include_usage": true},
+                "messages": [{"role": "user", "content": "hello there"}]}),
+    );
+    assert_eq!(streamed.status, 200);
+    let u2 = streamed
+        .body
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter_map(|d| serde_json::from_str::<serde_json::Value>(d).ok())
+        .find_map(|c| c.get("usage").filter(|u| !u.is_null()).cloned())
+        .expect("usage chunk");
+    let sum = |field: &str| u1[field].as_f64().unwrap() + u2[field].as_f64().unwrap();
+    let (prompt, completion) = (sum("prompt_tokens"), sum("completion_tokens"));
+
+    // The stream's usage is counted when it ends, which may trail the client's last read.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let m = loop {
+        let m = get(&format!("{}/metrics", gw.admin_url), &ADMIN).body;
+        if m.contains("tollgate_ttft_seconds_count{provider=\"mock\"} 1")
+            || Instant::now() > deadline
+        {
+            break m;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let labels = "{provider=\"mock\",model=\"m\"";
+    assert_eq!(
+        metric_value(
+            &m,
+            &format!("tollgate_tokens_total{labels},kind=\"prompt\"}}")
+        ),
+        prompt
+    );
+    assert_eq!(
+        metric_value(
+            &m,
+            &format!("tollgate_tokens_total{labels},kind=\"completion\"}}")
+        ),
+        completion
+    );
+    let cost = metric_value(&m, &format!("tollgate_cost_usd_total{labels}}}"));
+    let expected = (prompt * 2.0 + completion * 10.0) / 1e6;
+    assert!((cost - expected).abs() < 1e-9, "{cost} vs {expected}\n{m}");
+    assert_eq!(
+        metric_value(
+            &m,
+            "tollgate_upstream_duration_seconds_count{provider=\"mock\"}"
+        ),
+        2.0
+    );
+    assert_eq!(
+        metric_value(&m, "tollgate_ttft_seconds_count{provider=\"mock\"}"),
+        1.0
+    );
+}

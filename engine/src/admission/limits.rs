@@ -2,6 +2,7 @@
 //! call, settle the actual usage after it (SPEC §6 "Accounting").
 
 use super::estimate::Usage;
+use super::settled::SettledUsage;
 use crate::config::OnStateError;
 use crate::error::{ApiError, ErrorType};
 use crate::plan::{LimitPlan, Limits};
@@ -53,6 +54,8 @@ pub struct Admitted {
     held: Held,
     limits: SmallVec<[Arc<LimitPlan>; INLINE_TIERS]>,
     pub price: Option<Price>,
+    /// Where the settlement is reported, for metrics and the request log.
+    report: Option<Arc<SettledUsage>>,
 }
 
 // The memory reservation is the hot path and stays inline (no allocation per request);
@@ -153,10 +156,16 @@ pub async fn reserve(
         held,
         limits,
         price: estimate.price,
+        report: None,
     })
 }
 
 impl Admitted {
+    /// Reports the settlement to `cell` as well.
+    pub fn report_to(&mut self, cell: Arc<SettledUsage>) {
+        self.report = Some(cell);
+    }
+
     /// Replaces the estimate by what the call used. `None` when nothing was consumed
     /// (the provider failed): the request still counts against request limits.
     pub fn settle(self, usage: Option<Usage>) {
@@ -164,6 +173,9 @@ impl Admitted {
         let cost = self.price.map_or(0, |p| {
             p.cost_micros(usage.prompt, usage.cached, usage.completion)
         });
+        if let Some(cell) = &self.report {
+            cell.record(usage, cost);
+        }
         let actual: SmallVec<[u64; INLINE_TIERS]> = self
             .limits
             .iter()

@@ -7,5 +7,6 @@ pub mod guard;
 pub mod limits;
 pub mod messages;
 pub mod route;
+pub mod settled;
 pub mod token_cache;
 pub mod tokenizer;

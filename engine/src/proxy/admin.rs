@@ -6,6 +6,7 @@ use crate::admission::limits::kind_label;
 use crate::admission::limits::Ledger;
 use crate::error::{ApiError, ErrorType};
 use crate::reliability::health::{Circuit, WindowStats};
+use crate::reqlog::{LogQuery, QueryError, RequestLog, SpendQuery};
 use crate::state::{CounterKey, LimitKind, Usage};
 use crate::telemetry::escape_label as escape;
 use http::{Method, Request, StatusCode};
@@ -34,6 +35,24 @@ pub async fn route(gw: &Gateway, req: Request<Incoming>) -> ProxyResponse {
             Ok(body) => respond::json(StatusCode::OK, body),
             Err(e) => respond::error(&ApiError::new(ErrorType::StateUnavailable, e), None),
         },
+        (&Method::GET, "/admin/logs") => {
+            let query = req.uri().query().unwrap_or("").to_owned();
+            request_log_answer(gw, move |log| {
+                let q = LogQuery::from_query_string(&query).map_err(Refused::Query)?;
+                let page = log.query(&q).map_err(Refused::Store)?;
+                serde_json::to_vec(&page).map_err(|e| Refused::Encode(e.to_string()))
+            })
+            .await
+        }
+        (&Method::GET, "/admin/spend") => {
+            let query = req.uri().query().unwrap_or("").to_owned();
+            request_log_answer(gw, move |log| {
+                let q = SpendQuery::from_query_string(&query).map_err(Refused::Query)?;
+                let report = log.spend(&q).map_err(Refused::Store)?;
+                serde_json::to_vec(&report).map_err(|e| Refused::Encode(e.to_string()))
+            })
+            .await
+        }
         (&Method::GET, "/admin/config") => {
             respond::json(StatusCode::OK, gw.plan.load().redacted_config.clone())
         }
@@ -136,9 +155,72 @@ async fn usage(gw: &Gateway) -> Result<Vec<u8>, String> {
 }
 
 /// The metrics, plus provider and key health (which live in the plan, not in `Metrics`).
+/// Why the request log could not answer an admin query.
+enum Refused {
+    Query(QueryError),
+    Store(crate::reqlog::Error),
+    Encode(String),
+}
+
+/// Runs a request-log read on the blocking pool (SQLite blocks) and answers with its JSON.
+async fn request_log_answer(
+    gw: &Gateway,
+    read: impl FnOnce(&RequestLog) -> Result<Vec<u8>, Refused> + Send + 'static,
+) -> ProxyResponse {
+    if !gw.request_log.enabled() {
+        return respond::error(
+            &ApiError::new(
+                ErrorType::NotFound,
+                "the request log is off (logs.kind: none)",
+            ),
+            None,
+        );
+    }
+    let log = gw.request_log.clone();
+    let answer = tokio::task::spawn_blocking(move || read(&log)).await;
+    match answer {
+        Ok(Ok(body)) => respond::json(StatusCode::OK, body),
+        Ok(Err(Refused::Query(e))) => respond::error(
+            &ApiError::new(ErrorType::InvalidRequest, e.to_string()).with("param", e.param.into()),
+            None,
+        ),
+        Ok(Err(Refused::Store(e))) => {
+            tracing::warn!(error = %e, "request log query failed");
+            respond::error(
+                &ApiError::new(ErrorType::StateUnavailable, e.to_string()),
+                None,
+            )
+        }
+        Ok(Err(Refused::Encode(e))) => respond::error(
+            &ApiError::new(
+                ErrorType::StateUnavailable,
+                format!("request log answer: {e}"),
+            ),
+            None,
+        ),
+        Err(e) => respond::error(
+            &ApiError::new(
+                ErrorType::StateUnavailable,
+                format!("request log query failed: {e}"),
+            ),
+            None,
+        ),
+    }
+}
+
 fn metrics_text(gw: &Gateway) -> String {
     use std::fmt::Write;
     let mut out = gw.metrics.render();
+    let log = gw.request_log.counters();
+    let _ = writeln!(
+        out,
+        "# HELP tollgate_log_dropped_total Request-log records dropped because the write queue was full.\n\
+         # TYPE tollgate_log_dropped_total counter\ntollgate_log_dropped_total {}\n\
+         # HELP tollgate_log_write_errors_total Request-log batches the store refused.\n\
+         # TYPE tollgate_log_write_errors_total counter\ntollgate_log_write_errors_total {}",
+        log.dropped.load(std::sync::atomic::Ordering::Relaxed),
+        log.store_errors.load(std::sync::atomic::Ordering::Relaxed)
+    );
     let report = gw.health_report(&gw.plan.load());
     out.push_str("# HELP tollgate_provider_healthy 1 while a provider's circuit is closed (half-open and open: 0).\n");
     out.push_str("# TYPE tollgate_provider_healthy gauge\n");

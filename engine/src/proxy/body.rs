@@ -1,5 +1,6 @@
 //! The response body type, and reading request bodies within `max_body_bytes`.
 
+use super::finish::Finishing;
 use super::messages::AnthropicStream;
 use super::relay::Relay;
 use super::translated::UpstreamStream;
@@ -18,6 +19,8 @@ pub enum ProxyBody {
     Full(Option<Bytes>),
     Relay(Box<Relay<UpstreamStream>>),
     Anthropic(Box<AnthropicStream>),
+    /// A stream whose request report completes when it ends.
+    Finishing(Box<Finishing>),
 }
 
 impl ProxyBody {
@@ -38,6 +41,7 @@ impl Body for ProxyBody {
             ProxyBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
             ProxyBody::Relay(relay) => Pin::new(relay.as_mut()).poll_frame(cx),
             ProxyBody::Anthropic(stream) => Pin::new(stream.as_mut()).poll_frame(cx),
+            ProxyBody::Finishing(body) => Pin::new(body.as_mut()).poll_frame(cx),
         }
     }
 
@@ -46,6 +50,7 @@ impl Body for ProxyBody {
             ProxyBody::Full(b) => b.is_none(),
             ProxyBody::Relay(relay) => relay.is_end_stream(),
             ProxyBody::Anthropic(stream) => stream.is_end_stream(),
+            ProxyBody::Finishing(body) => body.is_end_stream(),
         }
     }
 
@@ -55,6 +60,7 @@ impl Body for ProxyBody {
             ProxyBody::Full(None) => SizeHint::with_exact(0),
             ProxyBody::Relay(relay) => relay.size_hint(),
             ProxyBody::Anthropic(stream) => stream.size_hint(),
+            ProxyBody::Finishing(body) => body.size_hint(),
         }
     }
 }

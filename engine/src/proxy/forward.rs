@@ -3,6 +3,7 @@
 use super::admit::{admit, Admission, Target};
 use super::attempt::{send_with_retries, Attempts};
 use super::body::{read_limited, ProxyBody};
+use super::finish::{Caller, Finish, RequestReport};
 use super::inbound;
 use super::inbound::Inbound;
 use super::messages::ClientFormat;
@@ -17,6 +18,7 @@ use crate::admission::auth;
 use crate::admission::estimate::usage_of;
 use crate::admission::limits::Headroom;
 use crate::admission::route::check_model;
+use crate::admission::settled::SettledUsage;
 use crate::error::{ApiError, ErrorType};
 use crate::plan::KeyPlan;
 use crate::plan::{Plan, ProviderKeyPlan, ProviderPlan, ProviderWire};
@@ -27,6 +29,7 @@ use http::header::{self, HeaderName};
 use http::{HeaderMap, HeaderValue, Request, Response};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Client headers passed upstream; everything else (the caller's credentials above all) stays here.
@@ -53,12 +56,24 @@ fn is_dropped_response_header(name: &HeaderName) -> bool {
 /// Upper bound on a buffered (non-stream) upstream answer.
 const MAX_UPSTREAM_BODY: usize = 64 << 20;
 
-/// What the handler learned, for metrics.
-struct Served<'a> {
-    provider: &'a str,
+/// What the handler learned, for metrics and the request report.
+struct Served {
+    provider: Option<Arc<str>>,
     /// Owned: the name lives in the request body, which is gone by the time metrics are written.
     model: String,
     upstream_wait: Duration,
+    stream: bool,
+    settled: Arc<SettledUsage>,
+    /// The caller, once authenticated.
+    caller: Option<Caller>,
+    /// The model the client asked for.
+    requested_model: String,
+    /// Guardrail actions taken on the request and its answer, by guardrail name.
+    guardrails: Vec<(Arc<str>, &'static str)>,
+    /// Guardrails that flagged the request or its answer (`x-tollgate-guardrail-flags`).
+    flags: Vec<Arc<str>>,
+    /// With `logs.bodies: true`: what was sent upstream and a whole answer.
+    bodies: Option<(Bytes, Option<Bytes>)>,
 }
 
 pub async fn handle(gw: &Gateway, endpoint: Endpoint, req: Request<Incoming>) -> ProxyResponse {
@@ -74,16 +89,36 @@ pub async fn handle_as(
     req: Request<Incoming>,
 ) -> ProxyResponse {
     let started = Instant::now();
+    let arrived = chrono::Utc::now();
     let request_id = respond::new_request_id();
     let plan = gw.plan.load_full();
     let mut served = Served {
-        provider: "",
+        provider: None,
         model: String::new(),
         upstream_wait: Duration::ZERO,
+        stream: false,
+        settled: Arc::default(),
+        caller: None,
+        requested_model: String::new(),
+        guardrails: Vec::new(),
+        flags: Vec::new(),
+        bodies: None,
     };
-    let response = match proxy(gw, &plan, endpoint, format, req, &request_id, &mut served).await {
+    let mut error = None;
+    // Failed attempts (as the 502 body lists them); the answering one is not among them.
+    let mut attempts = Attempts::default();
+    let call = Call {
+        endpoint,
+        format,
+        request_id: &request_id,
+    };
+    let response = match proxy(gw, &plan, call, req, &mut attempts, &mut served).await {
         Ok(resp) => format.response(resp),
         Err(e) => {
+            if let Some(g) = e.fields.get("guardrail").and_then(|g| g.as_str()) {
+                served.guardrails.push((g.into(), "block"));
+            }
+            error = Some((e.kind.as_str(), e.message.clone()));
             if matches!(e.kind, ErrorType::RateLimited | ErrorType::BudgetExceeded) {
                 let field = |name: &str| e.fields.get(name).and_then(|v| v.as_str()).unwrap_or("");
                 gw.metrics
@@ -93,32 +128,86 @@ pub async fn handle_as(
         }
     };
     let total = started.elapsed();
+    let status = response.status().as_u16();
     gw.metrics.record(&RequestOutcome {
         endpoint,
-        provider: served.provider,
+        provider: served.provider.as_deref().unwrap_or(""),
         model: &served.model,
-        status: response.status().as_u16(),
+        status,
         total,
         overhead: total.saturating_sub(served.upstream_wait),
     });
-    response
+    if let Some(provider) = &served.provider {
+        if !served.upstream_wait.is_zero() {
+            gw.metrics
+                .usage
+                .record_upstream(provider, served.upstream_wait);
+        }
+    }
+    let finish = Finish {
+        metrics: gw.metrics.clone(),
+        log: gw.request_log.clone(),
+        report: RequestReport {
+            started,
+            endpoint,
+            status,
+            provider: served.provider,
+            model: served.model,
+            stream: served.stream,
+            settled: served.settled,
+            request_id,
+            format,
+            caller: served.caller,
+            requested_model: served.requested_model,
+            attempts: attempts.0,
+            guardrails: {
+                let mut all = served.guardrails;
+                all.extend(served.flags.into_iter().map(|g| (g, "flag")));
+                all
+            },
+            error,
+            upstream_wait: served.upstream_wait,
+            overhead: total.saturating_sub(served.upstream_wait),
+            arrived,
+            bodies: served.bodies,
+        },
+    };
+    let (parts, body) = response.into_parts();
+    ProxyResponse::from_parts(parts, finish.attach(body))
 }
 
-async fn proxy<'p>(
-    gw: &Gateway,
-    plan: &'p Plan,
+/// What the endpoint says about a request, before its body is read.
+struct Call<'a> {
     endpoint: Endpoint,
     format: ClientFormat,
+    request_id: &'a HeaderValue,
+}
+
+async fn proxy(
+    gw: &Gateway,
+    plan: &Plan,
+    call: Call<'_>,
     req: Request<Incoming>,
-    request_id: &HeaderValue,
-    served: &mut Served<'p>,
+    attempts: &mut Attempts,
+    served: &mut Served,
 ) -> Result<ProxyResponse, ApiError> {
+    let Call {
+        endpoint,
+        format,
+        request_id,
+    } = call;
     let (parts, body) = req.into_parts();
     let now = chrono::Utc::now().timestamp();
     let key = auth::authenticate(plan, &parts.headers, now)?;
+    served.caller = Some(Caller {
+        key: key.id.clone(),
+        team: key.team.clone(),
+        customer: key.customer.clone(),
+    });
     let body = read_limited(&parts.headers, body, plan.max_body_bytes).await?;
     let body = format.request_body(body)?;
     let head = super::request::parse_head(&body, endpoint)?;
+    served.requested_model = head.model.to_string();
     let view = ProxyView::new(
         &head,
         &parts.headers,
@@ -132,8 +221,11 @@ async fn proxy<'p>(
         from_policy: routed_by_policy,
         fallbacks,
         redacted_messages,
-        mut flags,
+        flags,
+        guardrail_actions,
     } = inbound::apply(gw, plan, key, &head, &view).await?;
+    served.guardrails = guardrail_actions;
+    served.flags = flags;
 
     // Targets in order: the routed model, then its fallbacks (rule, request body, alias), then
     // the routed model again on the key's remaining weighted providers. Each gets its own
@@ -147,7 +239,6 @@ async fn proxy<'p>(
         }
         targets.push((&**f, !from_client));
     }
-    let mut attempts = Attempts::default();
     // Providers with an open circuit start out excluded (except as probes); if that leaves
     // nothing, health is ignored rather than refusing the request.
     let mut primary_tried = gw.unhealthy(plan, fastrand::f64());
@@ -224,17 +315,7 @@ async fn proxy<'p>(
             redacted_messages: redacted_messages.as_deref(),
             health: plan.health.provider(admission.route.provider_index),
         };
-        match serve_route(
-            gw,
-            key,
-            admission,
-            route_call,
-            &mut flags,
-            &mut attempts,
-            served,
-        )
-        .await
-        {
+        match serve_route(gw, key, admission, route_call, attempts, served).await {
             Ok(answer) => return answer,
             Err(exhausted) => {
                 last_error = Some(exhausted);
@@ -277,15 +358,15 @@ async fn serve_route<'p>(
     key: &'p KeyPlan,
     admission: Admission<'p, '_>,
     call: RouteCall<'_, '_>,
-    flags: &mut Vec<std::sync::Arc<str>>,
     attempts: &mut Attempts,
-    served: &mut Served<'p>,
+    served: &mut Served,
 ) -> Result<Result<ProxyResponse, ApiError>, ApiError> {
     let Admission {
         route,
-        admitted,
+        mut admitted,
         prompt_tokens,
     } = admission;
+    admitted.report_to(served.settled.clone());
     let RouteCall {
         endpoint,
         head,
@@ -303,7 +384,7 @@ async fn serve_route<'p>(
             .unpriced_requests
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
-    served.provider = &route.provider.name;
+    served.provider = Some(route.provider.name.clone());
     let provider = route.provider;
 
     let uri = match provider
@@ -351,6 +432,9 @@ async fn serve_route<'p>(
             }
         }
     };
+    if gw.request_log.keeps_bodies() {
+        served.bodies = Some((upstream_body.clone(), None));
+    }
     let openai_wire = provider.wire == ProviderWire::OpenAi;
     let build = |key: Option<&ProviderKeyPlan>| {
         let mut req = Request::post(uri.clone())
@@ -421,6 +505,7 @@ async fn serve_route<'p>(
     let (up_parts, up_body) = upstream_resp.into_parts();
 
     let relay = head.stream && status.is_success();
+    served.stream = relay;
     let by = Answerer {
         provider: &provider.name,
         model: route.model,
@@ -507,7 +592,10 @@ async fn serve_route<'p>(
                 Ok(checked) => checked,
                 Err(e) => return Ok(Err(e)),
             };
-        flags.extend(answer_flags);
+        served.flags.extend(answer_flags);
+        if let Some((_, answer)) = &mut served.bodies {
+            *answer = Some(bytes.clone());
+        }
         ProxyBody::full(bytes)
     };
     served.model = route.model.to_string();
@@ -524,8 +612,8 @@ async fn serve_route<'p>(
         HeaderValue::from(attempts.count() + 1),
     );
     insert_ratelimit_headers(h, headroom);
-    if !flags.is_empty() {
-        let names: Vec<&str> = flags.iter().map(|f| &**f).collect();
+    if !served.flags.is_empty() {
+        let names: Vec<&str> = served.flags.iter().map(|f| &**f).collect();
         insert_str(h, "x-tollgate-guardrail-flags", &names.join(","));
     }
     Ok(Ok(resp))

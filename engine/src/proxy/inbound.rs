@@ -26,6 +26,8 @@ pub struct Inbound<'r> {
     pub redacted_messages: Option<String>,
     /// Guardrails that flagged the request (`x-tollgate-guardrail-flags`).
     pub flags: Vec<Arc<str>>,
+    /// Every guardrail action taken on the request, for the request log.
+    pub guardrail_actions: Vec<(Arc<str>, &'static str)>,
 }
 
 pub async fn apply<'p: 'r, 'r>(
@@ -37,6 +39,7 @@ pub async fn apply<'p: 'r, 'r>(
 ) -> Result<Inbound<'r>, ApiError> {
     check_model(plan, key, &head.model)?;
     let mut flags = Vec::new();
+    let mut guardrail_actions = Vec::new();
     let mut redacted_messages = None;
     if let (false, Some(raw)) = (key.input_guardrails.is_empty(), head.messages) {
         let mut msgs: serde_json::Value = serde_json::from_str(raw.get()).map_err(|e| {
@@ -57,6 +60,9 @@ pub async fn apply<'p: 'r, 'r>(
         );
         for (g, action) in report.actions() {
             gw.metrics.record_guardrail(g, action);
+        }
+        for g in &report.redacted_by {
+            guardrail_actions.push((g.clone(), "redact"));
         }
         for g in &report.cel_errors {
             gw.metrics.record_cel_error(g);
@@ -98,6 +104,7 @@ pub async fn apply<'p: 'r, 'r>(
         fallbacks: choice.fallbacks,
         redacted_messages,
         flags,
+        guardrail_actions,
     })
 }
 

@@ -5,6 +5,7 @@ mod admit;
 mod attempt;
 mod body;
 mod data_plane;
+mod finish;
 mod forward;
 mod inbound;
 mod messages;
@@ -31,6 +32,7 @@ use crate::config::{load_file, ConfigError};
 use crate::plan::Plan;
 use crate::reliability::health::{Circuit, Health, WindowStats};
 use crate::reliability::trackers::HealthRegistry;
+use crate::reqlog::RequestLog;
 use crate::state::{MemoryStore, RedisStore, Snapshot};
 use crate::telemetry::Metrics;
 use arc_swap::ArcSwap;
@@ -56,6 +58,8 @@ pub struct Gateway {
     redis: Option<RedisStore>,
     /// Pooled upstream clients, one per connect timeout: outlive plans, like health.
     upstreams: Upstreams,
+    /// One record per request, written off the response path (`logs:`, read at start).
+    pub request_log: RequestLog,
     config_path: PathBuf,
 }
 
@@ -84,8 +88,11 @@ impl Gateway {
     pub async fn open(config_path: PathBuf) -> Result<Gateway, Vec<String>> {
         let state = MemoryStore::new();
         let health = HealthRegistry::default();
-        let mut plan =
-            compile_with(&load_file(&config_path).map_err(strings)?, &state).map_err(strings)?;
+        let loaded = load_file(&config_path).map_err(strings)?;
+        let mut plan = compile_with(&loaded, &state).map_err(strings)?;
+        // A relative `logs.path` is relative to the config file, like the snapshot file.
+        let request_log = RequestLog::open(&loaded.config.logs, &loaded.base_dir)
+            .map_err(|e| vec![e.to_string()])?;
         plan.health = health.bind(&plan.providers);
         let upstreams = Upstreams::new();
         upstreams.attach(&mut plan);
@@ -122,6 +129,7 @@ impl Gateway {
             health,
             redis,
             upstreams,
+            request_log,
             config_path,
         })
     }
@@ -253,6 +261,9 @@ pub async fn serve(gw: Arc<Gateway>) -> anyhow::Result<()> {
     shutdown_signal().await;
     tracing::info!("tollgate stopping");
     gw.save_state();
+    // Records of requests already answered are written before the process exits.
+    let g = gw.clone();
+    let _ = tokio::task::spawn_blocking(move || g.request_log.shutdown()).await;
     Ok(())
 }
 

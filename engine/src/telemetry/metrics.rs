@@ -73,6 +73,8 @@ pub struct Metrics {
     pub unpriced_requests: AtomicU64,
     pub config_reloads_ok: AtomicU64,
     pub config_reloads_failed: AtomicU64,
+    /// Tokens, cost and provider latencies of answered requests.
+    pub usage: super::usage::UsageMetrics,
 }
 
 impl Metrics {
@@ -183,6 +185,7 @@ impl Metrics {
         out.push_str("# TYPE tollgate_overhead_seconds histogram\n");
         self.overhead
             .render(&mut out, "tollgate_overhead_seconds", "");
+        self.usage.render(&mut out);
         out.push_str(
             "# HELP tollgate_limit_rejections_total Requests refused by a rate limit or budget.\n",
         );
