@@ -15,9 +15,12 @@ Sections:
           x {1k, 5k, 10k} req/s x {non-stream, stream} x {mock latency 0, 50 ms}
   versus  the gateway as target and nginx as "direct", interleaved in one run: the difference
           is gateway hop minus nginx hop, at 5k req/s (full policy, stream or not; keys only)
+  logging the full-policy gateway with its request log as target and the same gateway with
+          `logs: {kind: none}` as "direct", interleaved: the cost of the request log at 5k req/s
 
 The full-policy config (gen-config): 1,000 keys, 50 teams, 10 customers, limits on every tier,
-100 routing rules, 5 guardrails, memory state.
+100 routing rules, 5 guardrails, memory state, the request log in SQLite (`full-nolog`: the
+same without it). The keys-only and minimal configs keep no request log.
 """
 
 import argparse
@@ -42,7 +45,7 @@ CHAT = "/v1/chat/completions"
 CLOSED_KINDS = ["mock", "nginx", "gateway-full", "gateway-keys", "gateway-minimal",
                 "gateway-full-1worker"]
 OPEN_KINDS = ["nginx", "gateway-full", "gateway-minimal"]
-ALL_KINDS = CLOSED_KINDS
+ALL_KINDS = CLOSED_KINDS + ["gateway-full-nolog"]
 
 
 def log(msg):
@@ -257,16 +260,18 @@ class Bench:
     def gateway(self, config, latency_ms):
         upstream = self.mock(latency_ms)
         name = f"gateway-{config}"
-        # `full-1worker`: the same gateway on a one-thread tokio runtime (TOKIO_WORKER_THREADS).
-        config, _, workers = config.partition("-")
-        env = {"TOKIO_WORKER_THREADS": "1"} if workers == "1worker" else {}
+        # `full-1worker`: the same gateway on a one-thread tokio runtime (TOKIO_WORKER_THREADS);
+        # `full-nolog`: without the request log.
+        config, _, variant = config.partition("-")
+        env = {"TOKIO_WORKER_THREADS": "1"} if variant == "1worker" else {}
         if config in ("full", "keys"):
-            cfg = self.work / f"{config}-{latency_ms}.yaml"
+            logs = "sqlite" if config == "full" and variant != "nolog" else "none"
+            cfg = self.work / f"{config}-{variant or 'base'}-{latency_ms}.yaml"
             keys = self.work / f"{config}-keys.txt"
             subprocess.run(
                 [str(self.bin / "gen-config"), "--out", str(cfg), "--keys-out", str(keys),
                  "--keys", "1000", "--teams", "50", "--customers", "10", "--policy", config,
-                 "--upstream", upstream + "/v1"],
+                 "--logs", logs, "--upstream", upstream + "/v1"],
                 check=True, stdout=subprocess.DEVNULL,
             )
             key, keys_file = None, keys
@@ -402,7 +407,7 @@ http {{
                 other.stop()
         t, u = report["target"], self.usage(s0, s1)
         res = {
-            "section": "versus" if direct_kind != "mock" else "open",
+            "section": {"mock": "open", "nginx": "versus"}.get(direct_kind, "logging"),
             "target": kind, "direct": direct_kind, "rate": rate, "stream": stream,
             "latency_ms": latency_ms, "rep": rep,
             "achieved": t["rate"], "errors": t["errors"] + report["direct"]["errors"],
@@ -491,6 +496,10 @@ http {{
                     for stream in [False, True]:
                         self.open_loop("gateway-full", 5000, stream, 0, rep, direct_kind="nginx")
                     self.open_loop("gateway-keys", 5000, False, 0, rep, direct_kind="nginx")
+                if "logging" in sections:
+                    for stream in [False, True]:
+                        self.open_loop("gateway-full", 5000, stream, 0, rep,
+                                       direct_kind="gateway-full-nolog")
                 if "open" in sections:
                     for latency in [0, 50]:
                         for stream in [False, True]:
@@ -538,6 +547,7 @@ def tables(results):
                     f"{fmt(med(rows, 'other_cores'), 2)} |")
         out.append("")
     for section, title in [("versus", "Gateway vs nginx, interleaved in one run"),
+                           ("logging", "Request log on vs off, interleaved in one run"),
                            ("open", "Open loop, overhead = target − mock directly")]:
         rows = [r for r in results if r["section"] == section]
         if not rows:
@@ -556,7 +566,8 @@ def tables(results):
             in_gw = (f"{statistics.median(i['p50'] for i in ing):.1f} / "
                      f"{statistics.median(i['p99'] for i in ing):.1f}") if ing else "–"
             share = f"{statistics.median(i['share_le_25us'] for i in ing):.2%}" if ing else "–"
-            name = kind if section == "open" else f"{kind} − nginx"
+            name = {"open": kind, "versus": f"{kind} − nginx",
+                    "logging": f"{kind} (log on) − log off"}[section]
             out.append(
                 f"| {name} | {lat} ms | {'yes' if stream else 'no'} | {rate:,} | "
                 f"{fmt(med(g, 'achieved'))} | {sum(r['errors'] for r in g)} | "

@@ -26,6 +26,9 @@ pub struct Spec {
     /// Routing rules in a full-policy config (a tenth global, a fifth on customers, one per
     /// team, the rest on keys).
     pub rules: usize,
+    /// Keep the request log (SQLite next to the config, the gateway's default); `false` writes
+    /// `logs: {kind: none}`.
+    pub request_log: bool,
 }
 
 /// How much policy the config carries besides keys.
@@ -51,6 +54,7 @@ impl Default for Spec {
             admin_listen: "127.0.0.1:0".into(),
             policy: Policy::Full,
             rules: RULES,
+            request_log: true,
         }
     }
 }
@@ -133,6 +137,11 @@ pub fn generate(spec: &Spec) -> Generated {
         "server: {{listen: '{}', admin_listen: '{}'}}",
         spec.listen, spec.admin_listen
     );
+    y.push_str(if spec.request_log {
+        "logs: {kind: sqlite, path: bench-logs.db}\n"
+    } else {
+        "logs: {kind: none}\n"
+    });
     if full {
         y.push_str(
             "state: {kind: memory}

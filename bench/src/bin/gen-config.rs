@@ -3,17 +3,18 @@
 //! ```text
 //! gen-config --out FILE --keys-out FILE [--keys 1000] [--teams 50] [--customers 10] [--rules 100]
 //!            [--upstream http://127.0.0.1:9000/v1] [--listen 127.0.0.1:0]
-//!            [--admin-listen 127.0.0.1:0] [--policy full|keys]
+//!            [--admin-listen 127.0.0.1:0] [--policy full|keys] [--logs sqlite|none]
 //! ```
 //!
 //! `--policy full` (the default) adds memory state, limits on every tier, `--rules` routing rules and
-//! 5 guardrails; `--policy keys` writes providers, customers, teams and keys only.
+//! 5 guardrails; `--policy keys` writes providers, customers, teams and keys only. `--logs`
+//! (default `sqlite`, the gateway's own default) keeps or turns off the request log.
 
 use std::process::ExitCode;
 use tollgate_bench::{generate, Policy, Spec};
 
 const USAGE: &str = "usage: gen-config --out FILE --keys-out FILE [--keys N] [--teams N] \
-[--customers N] [--rules N] [--upstream URL] [--listen ADDR] [--admin-listen ADDR] [--policy full|keys]";
+[--customers N] [--rules N] [--upstream URL] [--listen ADDR] [--admin-listen ADDR] [--policy full|keys] [--logs sqlite|none]";
 
 fn main() -> ExitCode {
     match run(std::env::args().skip(1).collect()) {
@@ -50,6 +51,13 @@ fn run(args: Vec<String>) -> Result<(), String> {
                     "full" => Policy::Full,
                     "keys" => Policy::KeysOnly,
                     other => return Err(format!("--policy is `full` or `keys`, not `{other}`")),
+                }
+            }
+            "--logs" => {
+                spec.request_log = match value()?.as_str() {
+                    "sqlite" => true,
+                    "none" => false,
+                    other => return Err(format!("--logs is `sqlite` or `none`, not `{other}`")),
                 }
             }
             "-h" | "--help" => {

@@ -4,7 +4,7 @@
 //! after the relay has settled usage.
 
 use super::body::ProxyBody;
-use super::messages::ClientFormat;
+use super::client_format::ClientFormat;
 use crate::admission::settled::{Settled, SettledUsage};
 use crate::reqlog::{AttemptRecord, CacheResult, GuardrailRecord, LogRecord, RequestLog};
 use crate::telemetry::{Endpoint, Metrics, TokenCounts};
@@ -76,26 +76,35 @@ pub struct Ending {
 
 impl Finish {
     pub fn complete(self, ending: Ending) {
-        let r = &self.report;
-        let settled: Option<Settled> = r.settled.get();
-        if self.log.enabled() {
-            self.log.record(log_record(r, settled, ending));
-        }
-        let Some(provider) = &r.provider else { return };
-        if let Some(s) = settled {
-            let tokens = TokenCounts {
-                prompt: s.usage.prompt,
-                cached: s.usage.cached,
-                completion: s.usage.completion,
-            };
-            if tokens.prompt + tokens.completion > 0 || s.cost_micros > 0 {
-                self.metrics
-                    .usage
-                    .record_usage(provider, &r.model, tokens, s.cost_micros);
+        let Finish {
+            metrics,
+            log,
+            report,
+        } = self;
+        let settled: Option<Settled> = report.settled.get();
+        if let Some(provider) = &report.provider {
+            if let Some(s) = settled {
+                let tokens = TokenCounts {
+                    prompt: s.usage.prompt,
+                    cached: s.usage.cached,
+                    completion: s.usage.completion,
+                };
+                if tokens.prompt + tokens.completion > 0 || s.cost_micros > 0 {
+                    metrics
+                        .usage
+                        .record_usage(provider, &report.model, tokens, s.cost_micros);
+                }
+            }
+            if let Some(ttft) = ending.first_byte {
+                metrics.usage.record_ttft(provider, ttft);
             }
         }
-        if let Some(ttft) = ending.first_byte {
-            self.metrics.usage.record_ttft(provider, ttft);
+        if log.enabled() {
+            let total = report.started.elapsed();
+            // The record itself is made on the log's thread, off the response path.
+            log.record_with(Box::new(move || {
+                log_record(&report, settled, ending, total)
+            }));
         }
     }
 
@@ -117,7 +126,12 @@ impl Finish {
 }
 
 /// The request log's record of a finished request.
-fn log_record(r: &RequestReport, settled: Option<Settled>, ending: Ending) -> LogRecord {
+fn log_record(
+    r: &RequestReport,
+    settled: Option<Settled>,
+    ending: Ending,
+    total: Duration,
+) -> LogRecord {
     let settled = settled.unwrap_or_default();
     let text = |v: &serde_json::Value, field: &str| {
         v.get(field).and_then(|f| f.as_str()).map(str::to_owned)
@@ -144,7 +158,6 @@ fn log_record(r: &RequestReport, settled: Option<Settled>, ending: Ending) -> Lo
             error: None,
         });
     }
-    let total = r.started.elapsed();
     let micros = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
     let (request_body, response_body) = match &r.bodies {
         Some((req, resp)) => (
@@ -201,6 +214,7 @@ fn log_record(r: &RequestReport, settled: Option<Settled>, ending: Ending) -> Lo
 fn endpoint_name(endpoint: Endpoint, format: ClientFormat) -> &'static str {
     match (endpoint, format) {
         (Endpoint::Chat, ClientFormat::Anthropic) => "messages",
+        (Endpoint::Chat, ClientFormat::Responses) => "responses",
         (endpoint, _) => endpoint.as_str(),
     }
 }

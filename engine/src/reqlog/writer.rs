@@ -12,7 +12,7 @@ use super::{Error, LogStore};
 use chrono::Utc;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TryRecvError, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -64,9 +64,15 @@ impl Default for WriterOptions {
     }
 }
 
+/// Builds a record on the writer thread.
+pub type MakeRecord = Box<dyn FnOnce() -> LogRecord + Send>;
+
 enum Msg {
     // Boxed so the channel's preallocated slots stay small.
     Record(Box<LogRecord>),
+    /// A record made on the writer thread, so the request pays for one box, not for every
+    /// string and list of the record.
+    Deferred(MakeRecord),
     /// Write everything received so far, then answer.
     Flush(SyncSender<()>),
     /// Like `Flush`, then stop the thread.
@@ -167,6 +173,17 @@ impl RequestLog {
         }
     }
 
+    /// Queues a record to be made on the writer thread; otherwise like [`RequestLog::record`].
+    pub fn record_with(&self, make: MakeRecord) {
+        let Some(w) = &self.shared.writer else { return };
+        match w.tx.try_send(Msg::Deferred(make)) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                self.shared.counters.dropped.fetch_add(1, Relaxed);
+            }
+        }
+    }
+
     /// Waits until every record queued before this call is written (or its batch failed).
     /// Blocking: call from `spawn_blocking` in async code.
     pub fn flush(&self) {
@@ -240,6 +257,8 @@ fn run(
     let mut acks: Vec<SyncSender<()>> = Vec::new();
     let mut next_retention = Instant::now();
     let mut stop = false;
+    // The last batch was full: records are arriving faster than one batch per wait.
+    let mut behind = false;
     while !stop {
         if Instant::now() >= next_retention {
             retain(store, counters, &opts.retention);
@@ -248,26 +267,29 @@ fn run(
         // Sleep until the first message, waking for retention.
         let wait = next_retention.saturating_duration_since(Instant::now());
         match rx.recv_timeout(wait) {
-            Ok(msg) => stop = take(msg, &mut batch, &mut acks),
+            Ok(msg) => stop = take(msg, &mut batch, &mut acks, opts.bodies),
             Err(RecvTimeoutError::Timeout) => continue,
             Err(RecvTimeoutError::Disconnected) => break,
         }
-        // Gather more until the batch is full, a flush asks for it, or the first record has
-        // waited `batch_wait`.
-        let deadline = Instant::now() + opts.batch_wait;
-        while !stop && acks.is_empty() && batch.len() < opts.batch_max {
-            match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-                Ok(msg) => stop = take(msg, &mut batch, &mut acks),
-                Err(RecvTimeoutError::Timeout) => break,
-                Err(RecvTimeoutError::Disconnected) => {
-                    stop = true;
-                }
+        // Let records gather for `batch_wait` rather than waking this thread for each one:
+        // under load the senders then find no parked receiver to wake, which keeps a futex
+        // wake-up (a syscall and a context switch) off every request. A flush, a full batch
+        // last time round, or a stop skip the wait.
+        if !stop && acks.is_empty() && !behind {
+            std::thread::sleep(opts.batch_wait);
+        }
+        while !stop && batch.len() < opts.batch_max {
+            match rx.try_recv() {
+                Ok(msg) => stop = take(msg, &mut batch, &mut acks, opts.bodies),
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => stop = true,
             }
         }
+        behind = batch.len() >= opts.batch_max;
         if stop {
             // Records that raced the shutdown marker are still written.
             while let Ok(msg) = rx.try_recv() {
-                take(msg, &mut batch, &mut acks);
+                take(msg, &mut batch, &mut acks, opts.bodies);
             }
         }
         #[cfg(test)]
@@ -283,9 +305,22 @@ fn run(
 }
 
 /// Files one message; true when it asks the thread to stop.
-fn take(msg: Msg, batch: &mut Vec<LogRecord>, acks: &mut Vec<SyncSender<()>>) -> bool {
+fn take(
+    msg: Msg,
+    batch: &mut Vec<LogRecord>,
+    acks: &mut Vec<SyncSender<()>>,
+    bodies: bool,
+) -> bool {
     match msg {
         Msg::Record(rec) => batch.push(*rec),
+        Msg::Deferred(make) => {
+            let mut rec = make();
+            if !bodies {
+                rec.request_body = None;
+                rec.response_body = None;
+            }
+            batch.push(rec);
+        }
         Msg::Flush(ack) => acks.push(ack),
         Msg::Shutdown(ack) => {
             acks.push(ack);
