@@ -1,7 +1,7 @@
 //! The response body type, and reading request bodies within `max_body_bytes`.
 
+use super::client_format::ClientStream;
 use super::finish::Finishing;
-use super::messages::AnthropicStream;
 use super::relay::Relay;
 use super::translated::UpstreamStream;
 use crate::error::{ApiError, ErrorType};
@@ -18,7 +18,8 @@ use std::task::{Context, Poll};
 pub enum ProxyBody {
     Full(Option<Bytes>),
     Relay(Box<Relay<UpstreamStream>>),
-    Anthropic(Box<AnthropicStream>),
+    /// Re-encoded for a client of another format.
+    Translated(Box<ClientStream>),
     /// A stream whose request report completes when it ends.
     Finishing(Box<Finishing>),
 }
@@ -40,7 +41,7 @@ impl Body for ProxyBody {
         match self.get_mut() {
             ProxyBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
             ProxyBody::Relay(relay) => Pin::new(relay.as_mut()).poll_frame(cx),
-            ProxyBody::Anthropic(stream) => Pin::new(stream.as_mut()).poll_frame(cx),
+            ProxyBody::Translated(stream) => Pin::new(stream.as_mut()).poll_frame(cx),
             ProxyBody::Finishing(body) => Pin::new(body.as_mut()).poll_frame(cx),
         }
     }
@@ -49,7 +50,7 @@ impl Body for ProxyBody {
         match self {
             ProxyBody::Full(b) => b.is_none(),
             ProxyBody::Relay(relay) => relay.is_end_stream(),
-            ProxyBody::Anthropic(stream) => stream.is_end_stream(),
+            ProxyBody::Translated(stream) => stream.is_end_stream(),
             ProxyBody::Finishing(body) => body.is_end_stream(),
         }
     }
@@ -59,7 +60,7 @@ impl Body for ProxyBody {
             ProxyBody::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
             ProxyBody::Full(None) => SizeHint::with_exact(0),
             ProxyBody::Relay(relay) => relay.size_hint(),
-            ProxyBody::Anthropic(stream) => stream.size_hint(),
+            ProxyBody::Translated(stream) => stream.size_hint(),
             ProxyBody::Finishing(body) => body.size_hint(),
         }
     }

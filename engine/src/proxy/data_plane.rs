@@ -1,7 +1,8 @@
 //! The data-plane router: which handler serves which path (SPEC §2).
 
+use super::client_format::ClientFormat;
 use super::forward;
-use super::messages::{self, ClientFormat};
+use super::messages;
 use super::respond::{self, ProxyResponse};
 use super::Gateway;
 use crate::admission::auth;
@@ -21,6 +22,9 @@ pub async fn route(gw: &Gateway, req: Request<Incoming>) -> ProxyResponse {
         (&Method::POST, "/v1/chat/completions") => forward::handle(gw, Endpoint::Chat, req).await,
         (&Method::POST, "/v1/embeddings") => forward::handle(gw, Endpoint::Embeddings, req).await,
         (&Method::GET, "/v1/models") => list_models(gw, &req),
+        (&Method::POST, "/v1/responses") => {
+            forward::handle_as(gw, Endpoint::Chat, ClientFormat::Responses, req).await
+        }
         (&Method::POST, "/anthropic/v1/messages") => {
             forward::handle_as(gw, Endpoint::Chat, ClientFormat::Anthropic, req).await
         }
@@ -39,15 +43,21 @@ pub async fn route(gw: &Gateway, req: Request<Incoming>) -> ProxyResponse {
         (&Method::GET, "/healthz") => respond::json(StatusCode::OK, r#"{"status":"ok"}"#),
         // The plan is loaded before the listener opens and never unloaded; stores join later.
         (&Method::GET, "/readyz") => respond::json(StatusCode::OK, r#"{"status":"ready"}"#),
-        (_, "/v1/chat/completions" | "/v1/embeddings" | "/v1/models" | "/healthz" | "/readyz") => {
-            respond::error(
-                &ApiError::new(
-                    ErrorType::MethodNotAllowed,
-                    format!("method {} is not allowed on {path}", req.method()),
-                ),
-                None,
-            )
-        }
+        (
+            _,
+            "/v1/chat/completions"
+            | "/v1/embeddings"
+            | "/v1/responses"
+            | "/v1/models"
+            | "/healthz"
+            | "/readyz",
+        ) => respond::error(
+            &ApiError::new(
+                ErrorType::MethodNotAllowed,
+                format!("method {} is not allowed on {path}", req.method()),
+            ),
+            None,
+        ),
         _ => respond::error(
             &ApiError::new(ErrorType::NotFound, format!("no endpoint at {path}")),
             None,

@@ -3,10 +3,10 @@
 use super::admit::{admit, Admission, Target};
 use super::attempt::{send_with_retries, Attempts};
 use super::body::{read_limited, ProxyBody};
+use super::client_format::ClientFormat;
 use super::finish::{Caller, Finish, RequestReport};
 use super::inbound;
 use super::inbound::Inbound;
-use super::messages::ClientFormat;
 use super::outbound::{self, Answerer};
 use super::relay::{Relay, StreamBounds};
 use super::request::RequestHead;

@@ -6,57 +6,17 @@
 //! what OpenAI Chat can express survives it (see the README).
 
 use super::body::{read_limited, ProxyBody};
+use super::client_format::{ClientFormat, ClientStream};
 use super::respond::{self, ProxyResponse, REQUEST_ID};
 use super::Gateway;
 use crate::admission::auth;
 use crate::admission::estimate::chat_prompt_tokens;
 use crate::error::{ApiError, ErrorType};
-use crate::translate::stream::{EncoderOptions, StreamTranslator, WireFormat};
+use crate::translate::stream::WireFormat;
 use crate::translate::{anthropic, openai};
-use bytes::Bytes;
 use http::{header, HeaderValue, Request, StatusCode};
-use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use serde_json::{json, Value};
-use std::pin::Pin;
-use std::task::{Context, Poll};
-
-/// The API shape the client speaks: what the door translates from, and answers in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ClientFormat {
-    OpenAi,
-    Anthropic,
-}
-
-impl ClientFormat {
-    /// The request body as the OpenAI pipeline reads it.
-    pub fn request_body(self, body: Bytes) -> Result<Bytes, ApiError> {
-        match self {
-            ClientFormat::OpenAi => Ok(body),
-            ClientFormat::Anthropic => openai_request(&body).map(|v| Bytes::from(v.to_string())),
-        }
-    }
-
-    /// The pipeline's answer (OpenAI JSON or OpenAI SSE) in the client's shape.
-    pub fn response(self, resp: ProxyResponse) -> ProxyResponse {
-        match self {
-            ClientFormat::OpenAi => resp,
-            ClientFormat::Anthropic => anthropic_response(resp),
-        }
-    }
-
-    /// A gateway error in the client's shape (SPEC §4: each API answers in its own).
-    pub fn error(self, err: &ApiError, request_id: Option<&HeaderValue>) -> ProxyResponse {
-        match self {
-            ClientFormat::OpenAi => respond::error(err, request_id),
-            ClientFormat::Anthropic => {
-                let mut resp = respond::error(err, request_id);
-                *resp.body_mut() = ProxyBody::full(anthropic::api_error_body(err).to_string());
-                resp
-            }
-        }
-    }
-}
 
 fn invalid(message: String) -> ApiError {
     ApiError::new(ErrorType::InvalidRequest, message)
@@ -65,7 +25,7 @@ fn invalid(message: String) -> ApiError {
 /// An Anthropic Messages request as an OpenAI Chat request. The usage chunk is always asked
 /// for on a stream: Anthropic's `message_delta` carries the totals, and the relay hides that
 /// chunk only from OpenAI clients that did not ask for it.
-fn openai_request(body: &[u8]) -> Result<Value, ApiError> {
+pub(super) fn openai_request(body: &[u8]) -> Result<Value, ApiError> {
     let value: Value = serde_json::from_slice(body)
         .map_err(|e| invalid(format!("request body is not valid JSON: {e}")))?;
     let ir = anthropic::request_from_anthropic(&value)
@@ -87,7 +47,7 @@ fn openai_request(body: &[u8]) -> Result<Value, ApiError> {
     Ok(out)
 }
 
-fn anthropic_response(resp: ProxyResponse) -> ProxyResponse {
+pub(super) fn anthropic_response(resp: ProxyResponse) -> ProxyResponse {
     let (mut parts, body) = resp.into_parts();
     let body = match body {
         ProxyBody::Full(bytes) => {
@@ -100,7 +60,11 @@ fn anthropic_response(resp: ProxyResponse) -> ProxyResponse {
             );
             ProxyBody::full(out)
         }
-        stream => ProxyBody::Anthropic(Box::new(AnthropicStream::new(stream))),
+        stream => ProxyBody::Translated(Box::new(ClientStream::new(
+            stream,
+            WireFormat::Anthropic,
+            0,
+        ))),
     };
     ProxyResponse::from_parts(parts, body)
 }
@@ -137,74 +101,6 @@ fn anthropic_whole(status: StatusCode, bytes: &[u8]) -> (StatusCode, String) {
                 anthropic::error_body(status, None, &message).to_string(),
             )
         }
-    }
-}
-
-/// The client-facing OpenAI SSE (after the relay's settlement, timeouts and guardrails)
-/// re-encoded as Anthropic events, as they pass.
-pub struct AnthropicStream {
-    inner: ProxyBody,
-    translator: StreamTranslator,
-    finished: bool,
-}
-
-impl AnthropicStream {
-    fn new(inner: ProxyBody) -> AnthropicStream {
-        AnthropicStream {
-            inner,
-            translator: StreamTranslator::new(
-                WireFormat::OpenAi,
-                WireFormat::Anthropic,
-                EncoderOptions::default(),
-            ),
-            finished: false,
-        }
-    }
-}
-
-impl Body for AnthropicStream {
-    type Data = Bytes;
-    type Error = hyper::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let this = self.get_mut();
-        if this.finished {
-            return Poll::Ready(None);
-        }
-        match Pin::new(&mut this.inner).poll_frame(cx) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(Some(Ok(frame))) => {
-                let mut out = Vec::new();
-                if let Ok(bytes) = frame.into_data() {
-                    this.translator.feed(&bytes, &mut out);
-                }
-                // Keep polling the relay to its end even after `message_stop`: it settles
-                // usage when its own stream ends. Empty frames are harmless to hyper.
-                Poll::Ready(Some(Ok(Frame::data(Bytes::from(out)))))
-            }
-            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e))),
-            Poll::Ready(None) => {
-                this.finished = true;
-                let mut out = Vec::new();
-                this.translator.finish(&mut out);
-                if out.is_empty() {
-                    Poll::Ready(None)
-                } else {
-                    Poll::Ready(Some(Ok(Frame::data(Bytes::from(out)))))
-                }
-            }
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.finished
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        SizeHint::default()
     }
 }
 

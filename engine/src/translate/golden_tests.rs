@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use super::{anthropic, openai};
+use super::{anthropic, openai, responses};
 
 /// The output bound sent to Anthropic when an OpenAI request has none.
 const DEFAULT_MAX_TOKENS: u64 = 4096;
@@ -30,6 +30,12 @@ fn translate(direction: &str, kind: &str, input: &Value) -> Result<Value, String
                 .and_then(|ir| anthropic::response_to_anthropic(&ir)),
             ("anthropic_to_openai", "response") => anthropic::response_from_anthropic(input)
                 .map(|ir| openai::response_to_openai(&ir, CREATED)),
+            ("responses_to_openai", "request") => responses::request_from_responses(input)
+                .and_then(|ir| openai::request_to_openai(&ir)),
+            ("responses_to_anthropic", "request") => responses::request_from_responses(input)
+                .and_then(|ir| anthropic::request_to_anthropic(&ir, DEFAULT_MAX_TOKENS)),
+            ("openai_to_responses", "response") => openai::response_from_openai(input)
+                .map(|ir| responses::response_to_responses(&ir, CREATED)),
             _ => return Err(format!("unknown golden direction {direction}/{kind}")),
         };
     result.map_err(|e| e.to_string())
@@ -107,6 +113,21 @@ fn golden_openai_to_anthropic() {
 #[test]
 fn golden_anthropic_to_openai() {
     run_direction("anthropic_to_openai");
+}
+
+#[test]
+fn golden_responses_to_openai() {
+    run_direction("responses_to_openai");
+}
+
+#[test]
+fn golden_responses_to_anthropic() {
+    run_direction("responses_to_anthropic");
+}
+
+#[test]
+fn golden_openai_to_responses() {
+    run_direction("openai_to_responses");
 }
 
 /// Every golden input also goes through its own format and back with its meaning intact:

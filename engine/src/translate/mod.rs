@@ -6,6 +6,7 @@ pub mod anthropic;
 pub mod ir;
 mod json_access;
 pub mod openai;
+pub mod responses;
 pub mod stream;
 
 #[cfg(test)]

@@ -9,5 +9,6 @@
 mod request;
 mod response;
 
+pub(crate) use request::parse_image_url;
 pub use request::{request_from_openai, request_to_openai};
 pub use response::{response_from_openai, response_to_openai};

@@ -137,8 +137,14 @@ impl<'de> Deserialize<'de> for Conversation {
                     stats.add(msg.parts);
                     conv.chars += stats.chars;
                     // Gemini omits the role on single-turn requests; it means "user" there.
-                    if msg.role.as_deref().is_none_or(|r| r == "user") {
-                        conv.last_user_mentions_weather = stats.mentions_weather;
+                    match msg.role.as_deref() {
+                        None | Some("user") => {
+                            conv.last_user_mentions_weather = stats.mentions_weather
+                        }
+                        // A tool result answers the ask: the next turn is a plain answer,
+                        // as in the Anthropic and Gemini shapes, where results are user turns.
+                        Some("tool") => conv.last_user_mentions_weather = false,
+                        _ => {}
                     }
                 }
                 Ok(conv)
@@ -395,6 +401,16 @@ mod tests {
         assert!(!req.messages.last_user_mentions_weather);
         assert_eq!(req.first_tool(), None);
         assert!(!req.include_usage());
+    }
+
+    #[test]
+    fn a_tool_result_ends_the_ask() {
+        let body = br#"{"messages":[{"role":"user","content":"weather?"},
+                                    {"role":"assistant","tool_calls":[]},
+                                    {"role":"tool","tool_call_id":"c","content":"18 C"}],
+                        "tools":[{"type":"function","function":{"name":"get_weather"}}]}"#;
+        let req: OpenAiChat = serde_json::from_slice(body).unwrap();
+        assert!(!req.messages.last_user_mentions_weather);
     }
 
     #[test]

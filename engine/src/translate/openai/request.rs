@@ -227,7 +227,7 @@ fn parse_user_content(value: &Value, at: &Loc) -> Result<Vec<ContentPart>, Trans
 }
 
 /// An image URL, or a `data:<media type>;base64,<data>` URL split into its parts.
-fn parse_image_url(url: &str, at: &Loc) -> Result<ImageSource, TranslateError> {
+pub(crate) fn parse_image_url(url: &str, at: &Loc) -> Result<ImageSource, TranslateError> {
     let Some(rest) = url.strip_prefix("data:") else {
         return Ok(ImageSource::Url(url.to_string()));
     };

@@ -16,6 +16,7 @@
 
 pub mod anthropic;
 pub mod openai;
+pub mod responses;
 pub mod sse;
 mod translator;
 

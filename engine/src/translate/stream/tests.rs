@@ -9,7 +9,7 @@ use serde_json::Value;
 use super::sse::SseDecoder;
 use super::{EncoderOptions, StreamTranslator, WireFormat};
 
-const DIRECTIONS: [(&str, WireFormat, WireFormat); 2] = [
+const DIRECTIONS: [(&str, WireFormat, WireFormat); 4] = [
     (
         "openai_to_anthropic",
         WireFormat::OpenAi,
@@ -19,6 +19,16 @@ const DIRECTIONS: [(&str, WireFormat, WireFormat); 2] = [
         "anthropic_to_openai",
         WireFormat::Anthropic,
         WireFormat::OpenAi,
+    ),
+    (
+        "openai_to_responses",
+        WireFormat::OpenAi,
+        WireFormat::Responses,
+    ),
+    (
+        "anthropic_to_responses",
+        WireFormat::Anthropic,
+        WireFormat::Responses,
     ),
 ];
 
@@ -256,6 +266,14 @@ fn mangle(rng: &mut fastrand::Rng, input: &[u8]) -> Vec<u8> {
     bytes
 }
 
+/// The events that end a Responses stream.
+fn is_responses_end(name: Option<&str>) -> bool {
+    matches!(
+        name,
+        Some("response.completed" | "response.incomplete" | "response.failed")
+    )
+}
+
 fn assert_stream_is_complete(client: WireFormat, output: &[u8], input: &[u8]) {
     let context = || String::from_utf8_lossy(input).into_owned();
     assert!(
@@ -277,6 +295,7 @@ fn assert_stream_is_complete(client: WireFormat, output: &[u8], input: &[u8]) {
         WireFormat::Anthropic => {
             matches!(last.0.as_deref(), Some("message_stop") | Some("error"))
         }
+        WireFormat::Responses => is_responses_end(last.0.as_deref()),
     };
     assert!(terminated, "stream ends with {last:?} for {:?}", context());
     let terminators = events
@@ -285,6 +304,7 @@ fn assert_stream_is_complete(client: WireFormat, output: &[u8], input: &[u8]) {
             payload == "[DONE]"
                 || payload.get("error").is_some()
                 || matches!(name.as_deref(), Some("message_stop"))
+                || (client == WireFormat::Responses && is_responses_end(name.as_deref()))
         })
         .count();
     assert_eq!(

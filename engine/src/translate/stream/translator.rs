@@ -4,6 +4,7 @@
 
 use super::anthropic::{MessageDecoder, MessageEncoder};
 use super::openai::{ChunkDecoder, ChunkEncoder};
+use super::responses::ResponsesEncoder;
 use super::sse::{SseDecoder, SseEvent, DEFAULT_MAX_EVENT_BYTES};
 use super::{StreamError, StreamEvent, Usage};
 use crate::error::ErrorType;
@@ -15,6 +16,9 @@ pub enum WireFormat {
     OpenAi,
     /// Anthropic Messages events.
     Anthropic,
+    /// OpenAI Responses API events: a client format only. As an upstream format every
+    /// stream is refused with an error event, since no provider is sent this format.
+    Responses,
 }
 
 /// What the client-side encoder needs to know that the upstream stream does not say.
@@ -42,12 +46,15 @@ impl Default for EncoderOptions {
 enum Decoder {
     OpenAi(ChunkDecoder),
     Anthropic(MessageDecoder),
+    /// A format the gateway never reads from a provider.
+    Unsupported(WireFormat),
 }
 
 #[derive(Debug)]
 enum Encoder {
     OpenAi(ChunkEncoder),
     Anthropic(MessageEncoder),
+    Responses(Box<ResponsesEncoder>),
 }
 
 impl Encoder {
@@ -55,6 +62,7 @@ impl Encoder {
         match self {
             Encoder::OpenAi(encoder) => encoder.encode(event, out),
             Encoder::Anthropic(encoder) => encoder.encode(event, out),
+            Encoder::Responses(encoder) => encoder.encode(event, out),
         }
     }
 
@@ -62,6 +70,7 @@ impl Encoder {
         match self {
             Encoder::OpenAi(encoder) => encoder.is_ended(),
             Encoder::Anthropic(encoder) => encoder.is_ended(),
+            Encoder::Responses(encoder) => encoder.is_ended(),
         }
     }
 }
@@ -93,12 +102,16 @@ impl StreamTranslator {
             decoder: match upstream {
                 WireFormat::OpenAi => Decoder::OpenAi(ChunkDecoder::new()),
                 WireFormat::Anthropic => Decoder::Anthropic(MessageDecoder::new()),
+                other => Decoder::Unsupported(other),
             },
             encoder: match client {
                 WireFormat::OpenAi => {
                     Encoder::OpenAi(ChunkEncoder::new(options.created, options.include_usage))
                 }
                 WireFormat::Anthropic => Encoder::Anthropic(MessageEncoder::new()),
+                WireFormat::Responses => {
+                    Encoder::Responses(Box::new(ResponsesEncoder::new(options.created)))
+                }
             },
             sse_events: Vec::new(),
             ir_events: Vec::new(),
@@ -152,6 +165,9 @@ impl StreamTranslator {
             let decoded = match &mut self.decoder {
                 Decoder::OpenAi(decoder) => decoder.decode(&event, &mut self.ir_events),
                 Decoder::Anthropic(decoder) => decoder.decode(&event, &mut self.ir_events),
+                Decoder::Unsupported(format) => Err(StreamError::InvalidJson(format!(
+                    "the {format:?} stream format is not read from providers"
+                ))),
             };
             for ir in self.ir_events.drain(..) {
                 match &ir {

@@ -1,0 +1,133 @@
+//! The API shape a client speaks, and the door between it and the OpenAI pipeline: requests
+//! are read as OpenAI Chat at the door, and the answer (whole, streamed or an error) is put
+//! back into the client's shape on the way out.
+
+use super::body::ProxyBody;
+use super::respond::{self, ProxyResponse};
+use super::{messages, responses};
+use crate::error::ApiError;
+use crate::translate::anthropic;
+use crate::translate::stream::{EncoderOptions, StreamTranslator, WireFormat};
+use bytes::Bytes;
+use http::HeaderValue;
+use http_body::{Body, Frame, SizeHint};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+/// The API shape the client speaks: what the door translates from, and answers in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientFormat {
+    OpenAi,
+    Anthropic,
+    /// The OpenAI Responses API (`/v1/responses`).
+    Responses,
+}
+
+impl ClientFormat {
+    /// The request body as the OpenAI pipeline reads it.
+    pub fn request_body(self, body: Bytes) -> Result<Bytes, ApiError> {
+        match self {
+            ClientFormat::OpenAi => Ok(body),
+            ClientFormat::Anthropic => {
+                messages::openai_request(&body).map(|v| Bytes::from(v.to_string()))
+            }
+            ClientFormat::Responses => {
+                responses::openai_request(&body).map(|v| Bytes::from(v.to_string()))
+            }
+        }
+    }
+
+    /// The pipeline's answer (OpenAI JSON or OpenAI SSE) in the client's shape.
+    pub fn response(self, resp: ProxyResponse) -> ProxyResponse {
+        match self {
+            ClientFormat::OpenAi => resp,
+            ClientFormat::Anthropic => messages::anthropic_response(resp),
+            ClientFormat::Responses => responses::responses_response(resp),
+        }
+    }
+
+    /// A gateway error in the client's shape (SPEC §4: each API answers in its own).
+    pub fn error(self, err: &ApiError, request_id: Option<&HeaderValue>) -> ProxyResponse {
+        match self {
+            // The Responses API reports errors in the Chat Completions shape.
+            ClientFormat::OpenAi | ClientFormat::Responses => respond::error(err, request_id),
+            ClientFormat::Anthropic => {
+                let mut resp = respond::error(err, request_id);
+                *resp.body_mut() = ProxyBody::full(anthropic::api_error_body(err).to_string());
+                resp
+            }
+        }
+    }
+}
+
+/// The client-facing OpenAI SSE (after the relay's settlement, timeouts and guardrails)
+/// re-encoded in the client's format (Anthropic events, Responses events), as they pass.
+pub struct ClientStream {
+    inner: ProxyBody,
+    translator: StreamTranslator,
+    finished: bool,
+}
+
+impl ClientStream {
+    /// `created`: unix seconds for the formats that stamp it.
+    pub fn new(inner: ProxyBody, client: WireFormat, created: i64) -> ClientStream {
+        ClientStream {
+            inner,
+            translator: StreamTranslator::new(
+                WireFormat::OpenAi,
+                client,
+                EncoderOptions {
+                    created,
+                    ..EncoderOptions::default()
+                },
+            ),
+            finished: false,
+        }
+    }
+}
+
+impl Body for ClientStream {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let this = self.get_mut();
+        if this.finished {
+            return Poll::Ready(None);
+        }
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Some(Ok(frame))) => {
+                let mut out = Vec::new();
+                if let Ok(bytes) = frame.into_data() {
+                    this.translator.feed(&bytes, &mut out);
+                }
+                // Keep polling the relay to its end even after the client format's last event: it settles
+                // usage when its own stream ends. Empty frames are harmless to hyper.
+                Poll::Ready(Some(Ok(Frame::data(Bytes::from(out)))))
+            }
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e))),
+            Poll::Ready(None) => {
+                this.finished = true;
+                let mut out = Vec::new();
+                this.translator.finish(&mut out);
+                if out.is_empty() {
+                    Poll::Ready(None)
+                } else {
+                    Poll::Ready(Some(Ok(Frame::data(Bytes::from(out)))))
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.finished
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::default()
+    }
+}

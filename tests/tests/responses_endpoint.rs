@@ -1,0 +1,203 @@
+//! `POST /v1/responses` (and `/openai/v1/responses`, Codex CLI's base URL) with the official
+//! OpenAI SDK's `client.responses`: whole and streamed answers, function tools round-tripped,
+//! OpenAI-format and Anthropic providers behind it, usage charged.
+
+use serde_json::{json, Value};
+use std::process::Command;
+use tollgate_e2e::{post_json, python_with, Gateway, Mock};
+
+const VK: &str = "vk-secret-responses";
+
+fn config(openai: &Mock, anthropic: &Mock) -> String {
+    format!(
+        "providers:
+  - {{name: oai, kind: openai_compatible, base_url: {}, models: [gpt-4o-mini]}}
+  - {{name: claude, kind: anthropic, base_url: {}, keys: [{{key: sk-ant}}], models: [claude-sonnet-4-6]}}
+virtual_keys:
+  - {{id: vk-r, key: {VK}, rate_limit: {{requests: {{limit: 1000, window: 1m}}}}}}
+",
+        openai.base_url(),
+        anthropic.url
+    )
+}
+
+/// Runs `body` with an OpenAI client whose base URL is the gateway's `/openai/v1`; returns the
+/// JSON printed on the last line.
+fn sdk(gw: &Gateway, body: &str) -> Value {
+    let python = python_with(&["openai"]);
+    let script = format!(
+        "import json, openai\nclient = openai.OpenAI(base_url=\"{}/openai/v1\", api_key=\"{VK}\", max_retries=0)\n{body}",
+        gw.url
+    );
+    let out = Command::new(python)
+        .arg("-c")
+        .arg(script)
+        .output()
+        .expect("run python");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "script failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(stdout.lines().last().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("{e}: {stdout}"))
+}
+
+fn body_of(recorded: &Value) -> Value {
+    serde_json::from_str(recorded["body"].as_str().expect("recorded body")).expect("JSON body")
+}
+
+#[test]
+fn whole_and_streamed_answers_from_both_provider_formats() {
+    let openai = Mock::start(&["--stream-chunks", "4"]);
+    let anthropic = Mock::start(&["--format", "anthropic", "--stream-chunks", "4"]);
+    let gw = Gateway::start(&config(&openai, &anthropic));
+    let got = sdk(
+        &gw,
+        r#"
+out = {}
+for model in ["gpt-4o-mini", "claude-sonnet-4-6"]:
+    r = client.responses.create(model=model, instructions="Be terse.", input="Say hello")
+    kinds, text, final = [], "", None
+    for e in client.responses.create(model=model, input="Say hello", stream=True):
+        kinds.append(e.type)
+        if e.type == "response.output_text.delta":
+            text += e.delta
+        if e.type == "response.completed":
+            final = e.response
+    with client.responses.stream(model=model, input="Say hello") as s:
+        helper = s.get_final_response().output_text
+    out[model] = {"text": r.output_text, "status": r.status, "object": r.object,
+        "usage": r.usage.model_dump(), "kinds": kinds, "streamed": text,
+        "final_text": final.output_text, "final_usage": final.usage.model_dump(),
+        "helper": helper}
+print(json.dumps(out))
+"#,
+    );
+    for model in ["gpt-4o-mini", "claude-sonnet-4-6"] {
+        let g = &got[model];
+        assert_eq!(g["object"], "response", "{g}");
+        assert_eq!(g["status"], "completed", "{g}");
+        assert!(g["text"].as_str().unwrap().starts_with("mock reply"), "{g}");
+        assert!(g["usage"]["input_tokens"].as_u64().unwrap() > 0, "{g}");
+        assert_eq!(
+            g["streamed"], g["text"],
+            "streamed text = whole answer: {g}"
+        );
+        assert_eq!(g["final_text"], g["text"], "{g}");
+        assert_eq!(g["helper"], g["text"], "{g}");
+        assert!(
+            g["final_usage"]["output_tokens"].as_u64().unwrap() > 0,
+            "{g}"
+        );
+        let kinds: Vec<&str> = g["kinds"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k.as_str().unwrap())
+            .collect();
+        assert_eq!(
+            &kinds[..2],
+            ["response.created", "response.in_progress"],
+            "{g}"
+        );
+        assert_eq!(kinds.last(), Some(&"response.completed"), "{g}");
+        assert!(kinds.contains(&"response.output_item.done"), "{g}");
+    }
+    // The instructions reached the OpenAI provider as its system message.
+    let first = body_of(&openai.requests()[0]);
+    assert_eq!(
+        first["messages"][0],
+        json!({"role": "system", "content": "Be terse."})
+    );
+    assert!(first.get("instructions").is_none(), "{first}");
+    // Every answered request was charged to the key.
+    let used = gw.used("virtual_key:vk-r", "requests");
+    assert_eq!(used, json!(6));
+}
+
+#[test]
+fn function_tools_round_trip_as_codex_sends_them() {
+    let openai = Mock::start(&[]);
+    let anthropic = Mock::start(&["--format", "anthropic"]);
+    let gw = Gateway::start(&config(&openai, &anthropic));
+    let got = sdk(
+        &gw,
+        r#"
+tools = [{"type": "function", "name": "shell", "description": "Run a command",
+          "parameters": {"type": "object", "properties": {"command": {"type": "string"}},
+                         "required": ["command"]}}]
+out = {}
+for model in ["gpt-4o-mini", "claude-sonnet-4-6"]:
+    ask = [{"role": "user", "content": [{"type": "input_text", "text": "What is the weather in Paris?"}]}]
+    r = client.responses.create(model=model, input=ask, tools=tools, store=False)
+    call = [o for o in r.output if o.type == "function_call"][0]
+    follow = client.responses.create(model=model, tools=tools, store=False, input=ask + [
+        {"type": "function_call", "call_id": call.call_id, "name": call.name,
+         "arguments": call.arguments},
+        {"type": "function_call_output", "call_id": call.call_id, "output": "a.txt b.txt"}])
+    args, name = "", None
+    for e in client.responses.create(model=model, input=ask, tools=tools, stream=True):
+        if e.type == "response.function_call_arguments.delta":
+            args += e.delta
+        if e.type == "response.output_item.added" and e.item.type == "function_call":
+            name = e.item.name
+    out[model] = {"name": call.name, "args": json.loads(call.arguments), "call_id": call.call_id,
+        "follow": follow.output_text, "stream_name": name, "stream_args": json.loads(args)}
+print(json.dumps(out))
+"#,
+    );
+    for model in ["gpt-4o-mini", "claude-sonnet-4-6"] {
+        let g = &got[model];
+        assert_eq!(g["name"], "shell", "{g}");
+        assert!(g["args"].is_object(), "{g}");
+        assert!(!g["call_id"].as_str().unwrap().is_empty(), "{g}");
+        assert!(
+            g["follow"].as_str().unwrap().starts_with("mock reply"),
+            "{g}"
+        );
+        assert_eq!(g["stream_name"], "shell", "{g}");
+        assert_eq!(g["stream_args"], g["args"], "{g}");
+    }
+    // The function output reached Anthropic as a tool_result for the same call.
+    let follow = body_of(&anthropic.requests()[1]);
+    let last = follow["messages"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(last["role"], "user", "{follow}");
+    assert_eq!(last["content"][0]["type"], "tool_result", "{follow}");
+    assert_eq!(
+        last["content"][0]["tool_use_id"],
+        got["claude-sonnet-4-6"]["call_id"]
+    );
+}
+
+#[test]
+fn stateful_and_builtin_requests_are_refused_clearly() {
+    let openai = Mock::start(&[]);
+    let anthropic = Mock::start(&["--format", "anthropic"]);
+    let gw = Gateway::start(&config(&openai, &anthropic));
+    let url = format!("{}/v1/responses", gw.url);
+    let auth = [("authorization", "Bearer vk-secret-responses")];
+    for (body, needle) in [
+        (
+            json!({"model": "gpt-4o-mini", "input": "hi", "previous_response_id": "resp_1"}),
+            "previous_response_id",
+        ),
+        (
+            json!({"model": "gpt-4o-mini", "input": "hi", "tools": [{"type": "web_search"}]}),
+            "tools[0].type",
+        ),
+        (json!({"model": "gpt-4o-mini"}), "input"),
+    ] {
+        let r = post_json(&url, &auth, &body);
+        assert_eq!(r.status, 400, "{}", r.body);
+        assert_eq!(r.error_type(), "invalid_request");
+        assert!(r.body.contains(needle), "{needle}: {}", r.body);
+    }
+    assert!(openai.requests().is_empty());
+}
