@@ -6,7 +6,8 @@ use std::sync::Mutex;
 
 static VENV_LOCK: Mutex<()> = Mutex::new(());
 
-/// The venv's python, with `packages` pip-installed (from PyPI) if not there yet.
+/// The venv's python, with `packages` pip-installed (from PyPI) if not there yet. A package
+/// whose import name differs from its pip name is given as `pip-name:import.name`.
 pub fn python_with(packages: &[&str]) -> PathBuf {
     let _guard = VENV_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let target = crate::bin_path("tollgate")
@@ -29,11 +30,15 @@ pub fn python_with(packages: &[&str]) -> PathBuf {
         .iter()
         .copied()
         .filter(|p| {
+            let module = p
+                .split_once(':')
+                .map_or_else(|| p.replace('-', "_"), |(_, m)| m.to_string());
             !Command::new(&python)
-                .args(["-c", &format!("import {}", p.replace('-', "_"))])
+                .args(["-c", &format!("import {module}")])
                 .status()
                 .is_ok_and(|s| s.success())
         })
+        .map(|p| p.split_once(':').map_or(p, |(pip, _)| pip))
         .collect();
     if !missing.is_empty() {
         let ok = Command::new(&python)

@@ -59,11 +59,12 @@ pub(super) fn compile_providers(
             ProviderKind::Anthropic => Some("https://api.anthropic.com"),
             // An Azure resource has its own host; there is no default.
             ProviderKind::Azure => None,
+            ProviderKind::Gemini => Some("https://generativelanguage.googleapis.com"),
             other => {
                 errors.push(loaded.error_at(
                     &at("kind"),
                     format!(
-                        "provider kind `{}` is not supported yet (supported: openai, openai_compatible, anthropic, azure)",
+                        "provider kind `{}` is not supported yet (supported: openai, openai_compatible, anthropic, gemini, azure)",
                         kind_name(other)
                     ),
                 ));
@@ -96,9 +97,11 @@ pub(super) fn compile_providers(
                 errors.push(loaded.error_at(&format!("{kat}.key"), "provider key is empty"));
                 continue;
             }
-            let value = match (wire, p.kind) {
-                (_, ProviderKind::Azure) | (ProviderWire::Anthropic { .. }, _) => key.key.clone(),
-                (ProviderWire::OpenAi, _) => format!("Bearer {}", key.key),
+            // Only OpenAI's bearer header wraps the key; Azure, Anthropic and Gemini send it bare.
+            let value = if wire == ProviderWire::OpenAi && p.kind != ProviderKind::Azure {
+                format!("Bearer {}", key.key)
+            } else {
+                key.key.clone()
             };
             let Ok(mut authorization) = HeaderValue::from_str(&value) else {
                 errors.push(loaded.error_at(
@@ -165,9 +168,10 @@ pub(super) fn compile_providers(
                 (_, ProviderKind::Azure) => HeaderName::from_static("api-key"),
                 (ProviderWire::OpenAi, _) => http::header::AUTHORIZATION,
                 (ProviderWire::Anthropic { .. }, _) => HeaderName::from_static("x-api-key"),
+                (ProviderWire::Gemini, _) => HeaderName::from_static("x-goog-api-key"),
             },
             fixed_headers: match wire {
-                ProviderWire::OpenAi => Vec::new(),
+                ProviderWire::OpenAi | ProviderWire::Gemini => Vec::new(),
                 ProviderWire::Anthropic { .. } => vec![(
                     HeaderName::from_static("anthropic-version"),
                     HeaderValue::from_static(ANTHROPIC_VERSION),
@@ -285,11 +289,15 @@ fn wire_of(
             }
             ProviderWire::Anthropic { default_max_tokens }
         }
-        _ => {
+        kind => {
             if p.default_max_tokens.is_some() {
                 misplaced("default_max_tokens", "anthropic", errors);
             }
-            ProviderWire::OpenAi
+            if kind == ProviderKind::Gemini {
+                ProviderWire::Gemini
+            } else {
+                ProviderWire::OpenAi
+            }
         }
     }
 }
@@ -355,17 +363,24 @@ fn compile_urls(
                 .collect(),
         };
         for model in p.deployments.keys() {
-            if let Err(msg) = urls.for_request(false, model) {
+            if let Err(msg) = urls.for_request(false, false, model) {
                 errors.push(loaded.error_at(&format!("providers[{i}].deployments.{model}"), msg));
             }
         }
         return Some(urls);
     }
+    if wire == ProviderWire::Gemini {
+        if url("/v1beta").is_none() {
+            bad_base(errors);
+            return None;
+        }
+        return Some(ProviderUrls::Gemini { base: base.into() });
+    }
     // Anthropic's base URL is the host (its SDKs append `/v1/messages`); it has no
     // embeddings, and the proxy refuses them before any URL is used.
     let (chat_path, embeddings_path) = match wire {
-        ProviderWire::OpenAi => ("/chat/completions", "/embeddings"),
         ProviderWire::Anthropic { .. } => ("/v1/messages", "/v1/messages"),
+        _ => ("/chat/completions", "/embeddings"),
     };
     let (Some(chat), Some(embeddings)) = (url(chat_path), url(embeddings_path)) else {
         bad_base(errors);

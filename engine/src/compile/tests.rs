@@ -88,7 +88,8 @@ fn duplicate_ids_and_secrets_are_refused() {
 
 #[test]
 fn unsupported_provider_kind_says_so() {
-    for kind in ["bedrock", "gemini"] {
+    {
+        let kind = "bedrock";
         let errs = build(&format!("providers: [{{name: a, kind: {kind}}}]")).unwrap_err();
         assert!(
             errs[0]
@@ -128,7 +129,7 @@ fn anthropic_provider_compiles_with_its_url_and_headers() {
 }
 
 fn chat_url(p: &crate::plan::ProviderPlan) -> String {
-    p.urls.for_request(false, "m").unwrap().to_string()
+    p.urls.for_request(false, false, "m").unwrap().to_string()
 }
 
 #[test]
@@ -140,18 +141,41 @@ fn azure_provider_puts_the_deployment_in_the_url() {
     .unwrap();
     let p = &plan.providers[0];
     assert_eq!(
-        p.urls.for_request(false, "gpt-4o").unwrap().to_string(),
+        p.urls.for_request(false, false, "gpt-4o").unwrap().to_string(),
         "https://res.openai.azure.com/openai/deployments/prod-4o/chat/completions?api-version=2024-10-21"
     );
     // A model without a mapping is its own deployment.
     assert_eq!(
-        p.urls.for_request(true, "text-embedding-3-small").unwrap().to_string(),
+        p.urls.for_request(true, false, "text-embedding-3-small").unwrap().to_string(),
         "https://res.openai.azure.com/openai/deployments/text-embedding-3-small/embeddings?api-version=2024-10-21"
     );
-    assert!(p.urls.for_request(false, "a/../b").is_err());
+    assert!(p.urls.for_request(false, false, "a/../b").is_err());
     assert_eq!(p.auth_header.as_str(), "api-key");
     assert_eq!(p.keys[0].authorization.as_bytes(), b"azk");
     assert_eq!(p.wire, crate::plan::ProviderWire::OpenAi);
+}
+
+#[test]
+fn gemini_provider_puts_model_and_stream_in_the_url() {
+    let plan = build("providers: [{name: g, kind: gemini, keys: [{key: gk}]}]").unwrap();
+    let p = &plan.providers[0];
+    let url = |stream, model| {
+        p.urls
+            .for_request(false, stream, model)
+            .map(|u| u.to_string())
+    };
+    assert_eq!(
+        url(false, "gemini-2.5-flash").unwrap(),
+        "https://generativelanguage.googleapis.com/v1beta/models/gemini-2.5-flash:generateContent"
+    );
+    assert_eq!(
+        url(true, "gemini-2.5-flash").unwrap(),
+        "https://generativelanguage.googleapis.com/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse"
+    );
+    assert!(url(false, "../x").is_err());
+    assert_eq!(p.auth_header.as_str(), "x-goog-api-key");
+    assert_eq!(p.keys[0].authorization.as_bytes(), b"gk");
+    assert_eq!(p.wire, crate::plan::ProviderWire::Gemini);
 }
 
 #[test]

@@ -126,12 +126,23 @@ pub enum ProviderWire {
     /// Anthropic Messages: bodies are translated, and `max_tokens` (which Anthropic requires)
     /// is filled with `default_max_tokens` when the client set no bound.
     Anthropic { default_max_tokens: u64 },
+    /// Gemini `generateContent`: bodies are translated, the model goes in the URL.
+    Gemini,
 }
 
 impl ProviderPlan {
     pub fn serves(&self, model: &str) -> bool {
         self.models.matches(model)
     }
+}
+
+/// A name that can stand as one URL path segment: letters, digits, `-`, `_`, `.`, not `..`.
+fn is_path_safe(name: &str) -> bool {
+    !name.is_empty()
+        && !name.contains("..")
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
 /// Upstream URLs of a provider. Most have one URL per endpoint, built at compile time; Azure
@@ -141,6 +152,12 @@ pub enum ProviderUrls {
     Fixed {
         chat: Uri,
         embeddings: Uri,
+    },
+    /// `{base}/v1beta/models/{model}:generateContent` (`:streamGenerateContent?alt=sse` for a
+    /// stream).
+    Gemini {
+        /// Without a trailing `/`, checked to be an http(s) URL at compile time.
+        base: Box<str>,
     },
     /// `{base}/openai/deployments/{deployment}/{chat/completions|embeddings}?api-version=..`
     Azure {
@@ -154,8 +171,8 @@ pub enum ProviderUrls {
 
 impl ProviderUrls {
     /// The URL for one request. `Err`: the model name cannot form a URL (Azure deployments
-    /// come from the model name, which the client may choose).
-    pub fn for_request(&self, embeddings: bool, model: &str) -> Result<Uri, String> {
+    /// and Gemini paths come from the model name, which the client may choose).
+    pub fn for_request(&self, embeddings: bool, stream: bool, model: &str) -> Result<Uri, String> {
         match self {
             ProviderUrls::Fixed {
                 chat,
@@ -165,17 +182,26 @@ impl ProviderUrls {
             } else {
                 chat.clone()
             }),
+            ProviderUrls::Gemini { base } => {
+                if !is_path_safe(model) {
+                    return Err(format!("`{model}` is not a valid Gemini model name"));
+                }
+                let action = if stream {
+                    "streamGenerateContent?alt=sse"
+                } else {
+                    "generateContent"
+                };
+                format!("{base}/v1beta/models/{model}:{action}")
+                    .parse()
+                    .map_err(|e| format!("bad Gemini URL for model `{model}`: {e}"))
+            }
             ProviderUrls::Azure {
                 base,
                 api_version,
                 deployments,
             } => {
                 let deployment = deployments.get(model).map_or(model, |d| &**d);
-                if deployment.is_empty()
-                    || !deployment
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-                {
+                if !is_path_safe(deployment) {
                     return Err(format!(
                         "`{deployment}` is not a valid Azure deployment name (letters, digits, \
                          `-`, `_`, `.`); map the model to a deployment under `deployments`"

@@ -4,7 +4,7 @@
 
 use super::body::ProxyBody;
 use super::respond::{self, ProxyResponse};
-use super::{messages, responses};
+use super::{genai, messages, responses};
 use crate::error::ApiError;
 use crate::translate::anthropic;
 use crate::translate::stream::{EncoderOptions, StreamTranslator, WireFormat};
@@ -21,13 +21,18 @@ pub enum ClientFormat {
     Anthropic,
     /// The OpenAI Responses API (`/v1/responses`).
     Responses,
+    /// Gemini `generateContent` (`/genai/...`); model and streaming come from the path.
+    Gemini,
 }
 
 impl ClientFormat {
-    /// The request body as the OpenAI pipeline reads it.
-    pub fn request_body(self, body: Bytes) -> Result<Bytes, ApiError> {
+    /// The request body as the OpenAI pipeline reads it; `path` is the request's.
+    pub fn request_body(self, path: &str, body: Bytes) -> Result<Bytes, ApiError> {
         match self {
             ClientFormat::OpenAi => Ok(body),
+            ClientFormat::Gemini => {
+                genai::openai_request(path, &body).map(|v| Bytes::from(v.to_string()))
+            }
             ClientFormat::Anthropic => {
                 messages::openai_request(&body).map(|v| Bytes::from(v.to_string()))
             }
@@ -43,6 +48,7 @@ impl ClientFormat {
             ClientFormat::OpenAi => resp,
             ClientFormat::Anthropic => messages::anthropic_response(resp),
             ClientFormat::Responses => responses::responses_response(resp),
+            ClientFormat::Gemini => genai::gemini_response(resp),
         }
     }
 
@@ -51,6 +57,7 @@ impl ClientFormat {
         match self {
             // The Responses API reports errors in the Chat Completions shape.
             ClientFormat::OpenAi | ClientFormat::Responses => respond::error(err, request_id),
+            ClientFormat::Gemini => genai::error(err, request_id),
             ClientFormat::Anthropic => {
                 let mut resp = respond::error(err, request_id);
                 *resp.body_mut() = ProxyBody::full(anthropic::api_error_body(err).to_string());

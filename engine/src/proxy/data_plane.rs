@@ -40,6 +40,16 @@ pub async fn route(gw: &Gateway, req: Request<Incoming>) -> ProxyResponse {
                 None,
             )
         }
+        (&Method::POST, p) if p.starts_with("/genai/") => {
+            forward::handle_as(gw, Endpoint::Chat, ClientFormat::Gemini, req).await
+        }
+        (_, p) if p.starts_with("/genai/") => ClientFormat::Gemini.error(
+            &ApiError::new(
+                ErrorType::MethodNotAllowed,
+                format!("method {} is not allowed on {path}", req.method()),
+            ),
+            None,
+        ),
         (&Method::GET, "/healthz") => respond::json(StatusCode::OK, r#"{"status":"ok"}"#),
         // The plan is loaded before the listener opens and never unloaded; stores join later.
         (&Method::GET, "/readyz") => respond::json(StatusCode::OK, r#"{"status":"ready"}"#),

@@ -215,6 +215,7 @@ fn endpoint_name(endpoint: Endpoint, format: ClientFormat) -> &'static str {
     match (endpoint, format) {
         (Endpoint::Chat, ClientFormat::Anthropic) => "messages",
         (Endpoint::Chat, ClientFormat::Responses) => "responses",
+        (Endpoint::Chat, ClientFormat::Gemini) => "generate",
         (endpoint, _) => endpoint.as_str(),
     }
 }

@@ -24,6 +24,7 @@ use crate::plan::KeyPlan;
 use crate::plan::{Plan, ProviderKeyPlan, ProviderPlan, ProviderWire};
 use crate::reliability::trackers::ProviderHealth;
 use crate::telemetry::{Endpoint, RequestOutcome};
+use crate::translate::stream::WireFormat;
 use bytes::Bytes;
 use http::header::{self, HeaderName};
 use http::{HeaderMap, HeaderValue, Request, Response};
@@ -205,7 +206,7 @@ async fn proxy(
         customer: key.customer.clone(),
     });
     let body = read_limited(&parts.headers, body, plan.max_body_bytes).await?;
-    let body = format.request_body(body)?;
+    let body = format.request_body(parts.uri.path(), body)?;
     let head = super::request::parse_head(&body, endpoint)?;
     served.requested_model = head.model.to_string();
     let view = ProxyView::new(
@@ -387,10 +388,11 @@ async fn serve_route<'p>(
     served.provider = Some(route.provider.name.clone());
     let provider = route.provider;
 
-    let uri = match provider
-        .urls
-        .for_request(matches!(endpoint, Endpoint::Embeddings), route.model)
-    {
+    let uri = match provider.urls.for_request(
+        matches!(endpoint, Endpoint::Embeddings),
+        head.stream,
+        route.model,
+    ) {
         Ok(uri) => uri,
         Err(msg) => {
             admitted.settle(None);
@@ -403,24 +405,24 @@ async fn serve_route<'p>(
     };
     let upstream_body = match provider.wire {
         ProviderWire::OpenAi => head.upstream_body(body, route.model, redacted_messages),
-        // Refused before anything is sent: a request Anthropic cannot take is the client's
-        // error, not the provider's, so it is final (no fallback).
-        ProviderWire::Anthropic { default_max_tokens } => {
-            let translated = if matches!(endpoint, Endpoint::Embeddings) {
-                Err(ApiError::new(
+        // Refused before anything is sent: a request the provider's format cannot take is the
+        // client's error, not the provider's, so it is final (no fallback).
+        wire => {
+            let translated = match wire {
+                _ if matches!(endpoint, Endpoint::Embeddings) => Err(ApiError::new(
                     ErrorType::InvalidRequest,
                     format!(
-                        "provider `{}` is of kind anthropic, which has no embeddings endpoint",
-                        provider.name
+                        "provider `{}` is of kind {}, which has no embeddings endpoint here",
+                        provider.name, provider.pricing_name
                     ),
-                ))
-            } else {
-                translated::anthropic_request(
+                )),
+                ProviderWire::Anthropic { default_max_tokens } => translated::anthropic_request(
                     body,
                     route.model,
                     redacted_messages,
                     default_max_tokens,
-                )
+                ),
+                _ => translated::gemini_request(body, route.model, redacted_messages),
             };
             match translated {
                 Ok(b) => b,
@@ -436,6 +438,10 @@ async fn serve_route<'p>(
         served.bodies = Some((upstream_body.clone(), None));
     }
     let openai_wire = provider.wire == ProviderWire::OpenAi;
+    let foreign = match provider.wire {
+        ProviderWire::Gemini => WireFormat::Gemini,
+        _ => WireFormat::Anthropic,
+    };
     let build = |key: Option<&ProviderKeyPlan>| {
         let mut req = Request::post(uri.clone())
             .body(Full::new(upstream_body.clone()))
@@ -516,7 +522,7 @@ async fn serve_route<'p>(
         let up_body = if openai_wire {
             UpstreamStream::plain(up_body)
         } else {
-            UpstreamStream::from_anthropic(up_body, now)
+            UpstreamStream::translated(up_body, foreign, now)
         };
         ProxyBody::Relay(Box::new(
             Relay::new(
@@ -565,7 +571,7 @@ async fn serve_route<'p>(
         let bytes = if openai_wire {
             bytes
         } else if status.is_success() {
-            match translated::openai_answer(&bytes, u64::try_from(now).unwrap_or(0)) {
+            match translated::openai_answer(foreign, &bytes, u64::try_from(now).unwrap_or(0)) {
                 Ok(b) => b,
                 Err(msg) => {
                     // The provider answered (and likely billed): charge the estimate.

@@ -8,6 +8,7 @@ mod client_format;
 mod data_plane;
 mod finish;
 mod forward;
+mod genai;
 mod inbound;
 mod messages;
 mod outbound;

@@ -6,7 +6,7 @@
 
 use crate::error::{ApiError, ErrorType};
 use crate::translate::stream::{EncoderOptions, StreamTranslator, WireFormat};
-use crate::translate::{anthropic, openai};
+use crate::translate::{anthropic, gemini, openai};
 use bytes::Bytes;
 use http::StatusCode;
 use http_body::{Body, Frame, SizeHint};
@@ -25,6 +25,30 @@ pub fn anthropic_request(
     redacted_messages: Option<&str>,
     default_max_tokens: u64,
 ) -> Result<Bytes, ApiError> {
+    let ir = edited_ir(original, upstream_model, redacted_messages)?;
+    let body =
+        anthropic::request_to_anthropic(&ir, default_max_tokens).map_err(translation_error)?;
+    Ok(Bytes::from(body.to_string()))
+}
+
+/// The Gemini request for an OpenAI request body, after the proxy's edits (see
+/// [`anthropic_request`]); the model goes in the URL.
+pub fn gemini_request(
+    original: &[u8],
+    upstream_model: &str,
+    redacted_messages: Option<&str>,
+) -> Result<Bytes, ApiError> {
+    let ir = edited_ir(original, upstream_model, redacted_messages)?;
+    let body = gemini::request_to_gemini(&ir).map_err(translation_error)?;
+    Ok(Bytes::from(body.to_string()))
+}
+
+/// The request as the IR, with the routed model and redacted messages in, `fallbacks` out.
+fn edited_ir(
+    original: &[u8],
+    upstream_model: &str,
+    redacted_messages: Option<&str>,
+) -> Result<crate::translate::ir::ChatRequest, ApiError> {
     let invalid = |msg: String| ApiError::new(ErrorType::InvalidRequest, msg);
     let Ok(Value::Object(mut map)) = serde_json::from_slice(original) else {
         // `parse_head` already accepted the body as a JSON object; this is unreachable in
@@ -38,33 +62,33 @@ pub fn anthropic_request(
             .map_err(|e| invalid(format!("redacted messages are not JSON: {e}")))?;
         map.insert("messages".into(), messages);
     }
-    let ir = openai::request_from_openai(&Value::Object(map)).map_err(translation_error)?;
-    let body =
-        anthropic::request_to_anthropic(&ir, default_max_tokens).map_err(translation_error)?;
-    Ok(Bytes::from(body.to_string()))
+    openai::request_from_openai(&Value::Object(map)).map_err(translation_error)
 }
 
 fn translation_error(e: crate::translate::ir::TranslateError) -> ApiError {
     ApiError::new(
         ErrorType::InvalidRequest,
-        format!("request cannot be translated for an Anthropic provider: {e}"),
+        format!("request cannot be translated for this provider's format: {e}"),
     )
 }
 
-/// A successful Anthropic message as an OpenAI `chat.completion`. `Err`: the provider's answer
-/// is not a message (the caller treats it as a provider failure).
-pub fn openai_answer(body: &[u8], created: u64) -> Result<Bytes, String> {
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|e| format!("the Anthropic answer is not JSON: {e}"))?;
-    let ir = anthropic::response_from_anthropic(&value)
-        .map_err(|e| format!("the Anthropic answer cannot be translated: {e}"))?;
+/// A successful Anthropic message or Gemini answer as an OpenAI `chat.completion`. `Err`: the
+/// provider's answer is not one (the caller treats it as a provider failure).
+pub fn openai_answer(from: WireFormat, body: &[u8], created: u64) -> Result<Bytes, String> {
+    let value: Value =
+        serde_json::from_slice(body).map_err(|e| format!("the answer is not JSON: {e}"))?;
+    let ir = match from {
+        WireFormat::Gemini => gemini::response_from_gemini(&value),
+        _ => anthropic::response_from_anthropic(&value),
+    }
+    .map_err(|e| format!("the answer cannot be translated: {e}"))?;
     Ok(Bytes::from(
         openai::response_to_openai(&ir, created).to_string(),
     ))
 }
 
-/// An Anthropic error answer (`{"type": "error", "error": {"type", "message"}}`) in the OpenAI
-/// shape, so an OpenAI client reads the provider's explanation where its SDK looks for it.
+/// An Anthropic error answer (`{"type": "error", "error": {"type", "message"}}`) or a Google
+/// one (`{"error": {"code", "message", "status"}}`) in the OpenAI shape, so an OpenAI client reads the provider's explanation where its SDK looks for it.
 /// The provider's error type is kept; a body that is not Anthropic's shape is quoted.
 pub fn openai_error(status: StatusCode, body: &[u8]) -> Bytes {
     let parsed: Option<Value> = serde_json::from_slice(body).ok();
@@ -104,10 +128,10 @@ impl UpstreamStream {
         }
     }
 
-    /// Anthropic events in, OpenAI chunks out. The usage chunk is always produced: the relay
-    /// settles from it, and hides it from a client that did not ask for it, as it does for
-    /// OpenAI upstreams whose `include_usage` the proxy forced.
-    pub fn from_anthropic(inner: Incoming, created: i64) -> UpstreamStream {
+    /// Anthropic events or Gemini chunks in, OpenAI chunks out. The usage chunk is always
+    /// produced: the relay settles from it, and hides it from a client that did not ask for
+    /// it, as it does for OpenAI upstreams whose `include_usage` the proxy forced.
+    pub fn translated(inner: Incoming, from: WireFormat, created: i64) -> UpstreamStream {
         let options = EncoderOptions {
             created,
             include_usage: true,
@@ -116,7 +140,7 @@ impl UpstreamStream {
         UpstreamStream {
             inner,
             translator: Some(Box::new(StreamTranslator::new(
-                WireFormat::Anthropic,
+                from,
                 WireFormat::OpenAi,
                 options,
             ))),
@@ -235,11 +259,28 @@ mod tests {
         let body = br#"{"id":"msg_1","type":"message","role":"assistant","model":"claude-x",
             "content":[{"type":"text","text":"hi"}],"stop_reason":"end_turn",
             "usage":{"input_tokens":5,"output_tokens":2}}"#;
-        let v: Value = serde_json::from_slice(&openai_answer(body, 9).unwrap()).unwrap();
+        let v: Value =
+            serde_json::from_slice(&openai_answer(WireFormat::Anthropic, body, 9).unwrap())
+                .unwrap();
         assert_eq!(v["choices"][0]["message"]["content"], "hi");
         assert_eq!(v["usage"]["prompt_tokens"], 5);
         assert_eq!(v["usage"]["completion_tokens"], 2);
         assert_eq!(v["created"], 9);
-        assert!(openai_answer(b"{", 0).is_err());
+        assert!(openai_answer(WireFormat::Anthropic, b"{", 0).is_err());
+        let gemini = br#"{"candidates":[{"content":{"role":"model","parts":[{"text":"hi"}]},
+            "finishReason":"STOP"}],"usageMetadata":{"promptTokenCount":4,
+            "candidatesTokenCount":1},"modelVersion":"gemini-2.5-flash","responseId":"r"}"#;
+        let v: Value =
+            serde_json::from_slice(&openai_answer(WireFormat::Gemini, gemini, 9).unwrap()).unwrap();
+        assert_eq!(v["choices"][0]["message"]["content"], "hi");
+        assert_eq!(v["usage"]["total_tokens"], 5);
+    }
+
+    #[test]
+    fn google_errors_take_the_openai_shape() {
+        let body = br#"{"error":{"code":429,"message":"quota","status":"RESOURCE_EXHAUSTED"}}"#;
+        let v: Value =
+            serde_json::from_slice(&openai_error(StatusCode::TOO_MANY_REQUESTS, body)).unwrap();
+        assert_eq!(v["error"]["message"], "quota");
     }
 }

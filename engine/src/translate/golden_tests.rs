@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use super::{anthropic, openai, responses};
+use super::{anthropic, gemini, openai, responses};
 
 /// The output bound sent to Anthropic when an OpenAI request has none.
 const DEFAULT_MAX_TOKENS: u64 = 4096;
@@ -34,6 +34,15 @@ fn translate(direction: &str, kind: &str, input: &Value) -> Result<Value, String
                 .and_then(|ir| openai::request_to_openai(&ir)),
             ("responses_to_anthropic", "request") => responses::request_from_responses(input)
                 .and_then(|ir| anthropic::request_to_anthropic(&ir, DEFAULT_MAX_TOKENS)),
+            ("openai_to_gemini", "request") => {
+                openai::request_from_openai(input).and_then(|ir| gemini::request_to_gemini(&ir))
+            }
+            ("gemini_to_openai", "request") => {
+                gemini::request_from_gemini(input, "gemini-2.5-flash")
+                    .and_then(|ir| openai::request_to_openai(&ir))
+            }
+            ("gemini_to_openai", "response") => gemini::response_from_gemini(input)
+                .map(|ir| openai::response_to_openai(&ir, CREATED)),
             ("openai_to_responses", "response") => openai::response_from_openai(input)
                 .map(|ir| responses::response_to_responses(&ir, CREATED)),
             _ => return Err(format!("unknown golden direction {direction}/{kind}")),
@@ -113,6 +122,16 @@ fn golden_openai_to_anthropic() {
 #[test]
 fn golden_anthropic_to_openai() {
     run_direction("anthropic_to_openai");
+}
+
+#[test]
+fn golden_openai_to_gemini() {
+    run_direction("openai_to_gemini");
+}
+
+#[test]
+fn golden_gemini_to_openai() {
+    run_direction("gemini_to_openai");
 }
 
 #[test]

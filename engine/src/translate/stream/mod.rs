@@ -15,6 +15,7 @@
 //! cache-write count on the OpenAI side (its usage has no such field).
 
 pub mod anthropic;
+pub mod gemini;
 pub mod openai;
 pub mod responses;
 pub mod sse;

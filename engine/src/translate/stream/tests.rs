@@ -9,7 +9,7 @@ use serde_json::Value;
 use super::sse::SseDecoder;
 use super::{EncoderOptions, StreamTranslator, WireFormat};
 
-const DIRECTIONS: [(&str, WireFormat, WireFormat); 4] = [
+const DIRECTIONS: [(&str, WireFormat, WireFormat); 7] = [
     (
         "openai_to_anthropic",
         WireFormat::OpenAi,
@@ -29,6 +29,13 @@ const DIRECTIONS: [(&str, WireFormat, WireFormat); 4] = [
         "anthropic_to_responses",
         WireFormat::Anthropic,
         WireFormat::Responses,
+    ),
+    ("gemini_to_openai", WireFormat::Gemini, WireFormat::OpenAi),
+    ("openai_to_gemini", WireFormat::OpenAi, WireFormat::Gemini),
+    (
+        "anthropic_to_gemini",
+        WireFormat::Anthropic,
+        WireFormat::Gemini,
     ),
 ];
 
@@ -296,6 +303,10 @@ fn assert_stream_is_complete(client: WireFormat, output: &[u8], input: &[u8]) {
             matches!(last.0.as_deref(), Some("message_stop") | Some("error"))
         }
         WireFormat::Responses => is_responses_end(last.0.as_deref()),
+        // Gemini streams just end; the last chunk has the finish reason, or is an error.
+        WireFormat::Gemini => {
+            last.1.get("error").is_some() || last.1.pointer("/candidates/0/finishReason").is_some()
+        }
     };
     assert!(terminated, "stream ends with {last:?} for {:?}", context());
     let terminators = events
@@ -305,6 +316,8 @@ fn assert_stream_is_complete(client: WireFormat, output: &[u8], input: &[u8]) {
                 || payload.get("error").is_some()
                 || matches!(name.as_deref(), Some("message_stop"))
                 || (client == WireFormat::Responses && is_responses_end(name.as_deref()))
+                || (client == WireFormat::Gemini
+                    && payload.pointer("/candidates/0/finishReason").is_some())
         })
         .count();
     assert_eq!(

@@ -3,6 +3,7 @@
 //! chunks.
 
 use super::anthropic::{MessageDecoder, MessageEncoder};
+use super::gemini::{ContentDecoder, ContentEncoder};
 use super::openai::{ChunkDecoder, ChunkEncoder};
 use super::responses::ResponsesEncoder;
 use super::sse::{SseDecoder, SseEvent, DEFAULT_MAX_EVENT_BYTES};
@@ -16,6 +17,8 @@ pub enum WireFormat {
     OpenAi,
     /// Anthropic Messages events.
     Anthropic,
+    /// Gemini `streamGenerateContent?alt=sse` chunks.
+    Gemini,
     /// OpenAI Responses API events: a client format only. As an upstream format every
     /// stream is refused with an error event, since no provider is sent this format.
     Responses,
@@ -46,6 +49,7 @@ impl Default for EncoderOptions {
 enum Decoder {
     OpenAi(ChunkDecoder),
     Anthropic(MessageDecoder),
+    Gemini(ContentDecoder),
     /// A format the gateway never reads from a provider.
     Unsupported(WireFormat),
 }
@@ -54,6 +58,7 @@ enum Decoder {
 enum Encoder {
     OpenAi(ChunkEncoder),
     Anthropic(MessageEncoder),
+    Gemini(ContentEncoder),
     Responses(Box<ResponsesEncoder>),
 }
 
@@ -62,6 +67,7 @@ impl Encoder {
         match self {
             Encoder::OpenAi(encoder) => encoder.encode(event, out),
             Encoder::Anthropic(encoder) => encoder.encode(event, out),
+            Encoder::Gemini(encoder) => encoder.encode(event, out),
             Encoder::Responses(encoder) => encoder.encode(event, out),
         }
     }
@@ -70,6 +76,7 @@ impl Encoder {
         match self {
             Encoder::OpenAi(encoder) => encoder.is_ended(),
             Encoder::Anthropic(encoder) => encoder.is_ended(),
+            Encoder::Gemini(encoder) => encoder.is_ended(),
             Encoder::Responses(encoder) => encoder.is_ended(),
         }
     }
@@ -102,6 +109,7 @@ impl StreamTranslator {
             decoder: match upstream {
                 WireFormat::OpenAi => Decoder::OpenAi(ChunkDecoder::new()),
                 WireFormat::Anthropic => Decoder::Anthropic(MessageDecoder::new()),
+                WireFormat::Gemini => Decoder::Gemini(ContentDecoder::new()),
                 other => Decoder::Unsupported(other),
             },
             encoder: match client {
@@ -109,6 +117,7 @@ impl StreamTranslator {
                     Encoder::OpenAi(ChunkEncoder::new(options.created, options.include_usage))
                 }
                 WireFormat::Anthropic => Encoder::Anthropic(MessageEncoder::new()),
+                WireFormat::Gemini => Encoder::Gemini(ContentEncoder::new()),
                 WireFormat::Responses => {
                     Encoder::Responses(Box::new(ResponsesEncoder::new(options.created)))
                 }
@@ -165,6 +174,7 @@ impl StreamTranslator {
             let decoded = match &mut self.decoder {
                 Decoder::OpenAi(decoder) => decoder.decode(&event, &mut self.ir_events),
                 Decoder::Anthropic(decoder) => decoder.decode(&event, &mut self.ir_events),
+                Decoder::Gemini(decoder) => decoder.decode(&event, &mut self.ir_events),
                 Decoder::Unsupported(format) => Err(StreamError::InvalidJson(format!(
                     "the {format:?} stream format is not read from providers"
                 ))),

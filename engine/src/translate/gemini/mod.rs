@@ -1,0 +1,15 @@
+//! Google Gemini `generateContent` ⇄ IR: requests (`request`), whole answers (`response`) and
+//! Google's error shape (`error`). The stream codec is `stream::gemini`.
+//!
+//! Dropped on the way: Gemini-only generation settings (`topK`, `responseMimeType`,
+//! `thinkingConfig`, `safetySettings`, `cachedContent`), thought parts, and built-in tools,
+//! which are refused. Images must be inline (base64) to reach Gemini.
+
+mod error;
+mod request;
+mod response;
+
+pub use error::{error_body, error_message, status_name};
+pub use request::{request_from_gemini, request_to_gemini};
+pub(crate) use response::{finish_reason, finish_reason_to_gemini, usage_to_gemini};
+pub use response::{response_from_gemini, response_to_gemini};

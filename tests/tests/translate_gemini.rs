@@ -1,0 +1,291 @@
+//! OpenAI clients reaching a provider of `kind: gemini`: the request goes to
+//! `/v1beta/models/{model}:generateContent` (or `:streamGenerateContent?alt=sse`) with the key in
+//! `x-goog-api-key`, and the answer comes back as Chat Completions, whole or streamed, tool
+//! calls included; usage reaches the key's counters.
+
+use serde_json::{json, Value};
+use std::process::Command;
+use tollgate_e2e::{post_json, python_with, Gateway, Mock};
+
+const VK: &str = "vk-secret-gemini";
+const MODEL: &str = "gemini-2.5-flash";
+
+fn config(mock: &Mock) -> String {
+    format!(
+        "providers:
+  - {{name: g, kind: gemini, base_url: {}, keys: [{{key: goog-secret}}]}}
+virtual_keys:
+  - {{id: vk-g, key: {VK}, rate_limit: {{tokens: {{limit: 1000000, window: 1h}}}}}}
+",
+        mock.url
+    )
+}
+
+fn sdk(gw: &Gateway, body: &str) -> Value {
+    let python = python_with(&["openai"]);
+    let script = format!(
+        "import json, openai\nclient = openai.OpenAI(base_url=\"{}/v1\", api_key=\"{VK}\", max_retries=0)\n{body}",
+        gw.url
+    );
+    let out = Command::new(python)
+        .arg("-c")
+        .arg(script)
+        .output()
+        .expect("run python");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "script failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(stdout.lines().last().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("{e}: {stdout}"))
+}
+
+fn body_of(recorded: &Value) -> Value {
+    serde_json::from_str(recorded["body"].as_str().expect("recorded body")).expect("JSON body")
+}
+
+#[test]
+fn sdk_chat_and_stream_reach_gemini_and_are_charged() {
+    let mock = Mock::start(&["--format", "gemini", "--stream-chunks", "4"]);
+    let gw = Gateway::start(&config(&mock));
+    let got = sdk(
+        &gw,
+        &format!(
+            r#"
+msgs = [{{"role": "system", "content": "Be terse."}}, {{"role": "user", "content": "Say hello"}}]
+r = client.chat.completions.create(model="{MODEL}", messages=msgs, max_tokens=50)
+text, usage, finish = "", None, None
+for c in client.chat.completions.create(model="{MODEL}", messages=msgs, stream=True,
+        stream_options={{"include_usage": True}}):
+    if c.usage is not None:
+        usage = c.usage.model_dump()
+    for ch in c.choices:
+        text += ch.delta.content or ""
+        finish = ch.finish_reason or finish
+print(json.dumps({{"text": r.choices[0].message.content, "finish": r.choices[0].finish_reason,
+    "usage": r.usage.model_dump(), "streamed": text, "stream_usage": usage,
+    "stream_finish": finish}}))
+"#
+        ),
+    );
+    assert!(
+        got["text"].as_str().unwrap().starts_with("mock reply"),
+        "{got}"
+    );
+    assert_eq!(got["finish"], "stop");
+    assert_eq!(got["streamed"], got["text"], "{got}");
+    assert_eq!(got["stream_finish"], "stop");
+    let whole = got["usage"]["total_tokens"].as_u64().unwrap();
+    let streamed = got["stream_usage"]["total_tokens"].as_u64().unwrap();
+    assert!(whole > 0 && streamed > 0, "{got}");
+    assert_eq!(
+        gw.used("virtual_key:vk-g", "tokens"),
+        json!(whole + streamed)
+    );
+
+    let seen = mock.requests();
+    assert_eq!(seen.len(), 2);
+    assert_eq!(
+        seen[0]["path"],
+        format!("/v1beta/models/{MODEL}:generateContent")
+    );
+    assert_eq!(
+        seen[1]["path"],
+        format!("/v1beta/models/{MODEL}:streamGenerateContent")
+    );
+    assert_eq!(seen[1]["query"], "alt=sse");
+    assert_eq!(seen[0]["headers"]["x-goog-api-key"], "goog-secret");
+    assert!(seen[0]["headers"].get("authorization").is_none());
+    let body = body_of(&seen[0]);
+    assert_eq!(
+        body["systemInstruction"],
+        json!({"parts": [{"text": "Be terse."}]})
+    );
+    assert_eq!(
+        body["contents"],
+        json!([{"role": "user", "parts": [{"text": "Say hello"}]}])
+    );
+    assert_eq!(body["generationConfig"]["maxOutputTokens"], 50);
+    assert!(
+        body.get("model").is_none(),
+        "the model is in the URL: {body}"
+    );
+}
+
+#[test]
+fn sdk_tool_calls_round_trip_through_gemini() {
+    let mock = Mock::start(&["--format", "gemini"]);
+    let gw = Gateway::start(&config(&mock));
+    let got = sdk(
+        &gw,
+        &format!(
+            r#"
+tools = [{{"type": "function", "function": {{"name": "get_weather", "description": "Weather",
+    "parameters": {{"type": "object", "properties": {{"city": {{"type": "string"}}}},
+                    "required": ["city"], "additionalProperties": False}}}}}}]
+ask = {{"role": "user", "content": "What is the weather in Paris?"}}
+r = client.chat.completions.create(model="{MODEL}", messages=[ask], tools=tools)
+m = r.choices[0].message
+call = m.tool_calls[0]
+follow = client.chat.completions.create(model="{MODEL}", tools=tools, messages=[ask,
+    m.model_dump(exclude_none=True),
+    {{"role": "tool", "tool_call_id": call.id, "content": "18 C and sunny"}}])
+name, args = None, ""
+for c in client.chat.completions.create(model="{MODEL}", messages=[ask], tools=tools, stream=True):
+    for ch in c.choices:
+        for tc in ch.delta.tool_calls or []:
+            name = tc.function.name or name
+            args += tc.function.arguments or ""
+print(json.dumps({{"finish": r.choices[0].finish_reason, "name": call.function.name,
+    "args": json.loads(call.function.arguments), "follow": follow.choices[0].message.content,
+    "stream_name": name, "stream_args": json.loads(args)}}))
+"#
+        ),
+    );
+    assert_eq!(got["finish"], "tool_calls", "{got}");
+    assert_eq!(got["name"], "get_weather");
+    assert!(got["args"].is_object(), "{got}");
+    assert!(
+        got["follow"].as_str().unwrap().starts_with("mock reply"),
+        "{got}"
+    );
+    assert_eq!(got["stream_name"], "get_weather");
+    assert_eq!(got["stream_args"], got["args"]);
+    // The tool result went back as a functionResponse naming the function.
+    let follow = body_of(&mock.requests()[1]);
+    let contents = follow["contents"].as_array().unwrap();
+    assert_eq!(contents[1]["role"], "model");
+    assert_eq!(
+        contents[1]["parts"][0]["functionCall"]["name"],
+        "get_weather"
+    );
+    assert_eq!(
+        contents[2]["parts"][0]["functionResponse"],
+        json!({"name": "get_weather", "response": {"result": "18 C and sunny"}})
+    );
+    // JSON Schema keywords Gemini refuses are left out of the declaration.
+    let decl = &follow["tools"][0]["functionDeclarations"][0];
+    assert!(
+        decl["parameters"].get("additionalProperties").is_none(),
+        "{decl}"
+    );
+}
+
+#[test]
+fn link_images_and_embeddings_are_refused_before_sending() {
+    let mock = Mock::start(&["--format", "gemini"]);
+    let gw = Gateway::start(&config(&mock));
+    let auth = [("authorization", "Bearer vk-secret-gemini")];
+    let r = post_json(
+        &format!("{}/v1/chat/completions", gw.url),
+        &auth,
+        &json!({"model": MODEL, "messages": [{"role": "user", "content": [
+            {"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}}]}]}),
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("inline"), "{}", r.body);
+    let r = post_json(
+        &format!("{}/v1/embeddings", gw.url),
+        &auth,
+        &json!({"model": "text-embedding-004", "input": "hi"}),
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("embeddings"), "{}", r.body);
+    assert!(mock.requests().is_empty());
+}
+
+/// Runs `body` with the official `google-genai` SDK pointed at the gateway's `/genai`.
+fn genai_sdk(gw: &Gateway, body: &str) -> Value {
+    let python = python_with(&["google-genai:google.genai"]);
+    let script = format!(
+        "import json\nfrom google import genai\nfrom google.genai import types\n\
+         client = genai.Client(api_key=\"{VK}\", http_options={{\"base_url\": \"{}/genai\"}})\n{body}",
+        gw.url
+    );
+    let out = Command::new(python)
+        .arg("-c")
+        .arg(script)
+        .output()
+        .expect("run python");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "script failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(stdout.lines().last().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("{e}: {stdout}"))
+}
+
+/// A gateway with an OpenAI-format provider and an Anthropic one, for Gemini clients.
+fn other_formats(openai: &Mock, anthropic: &Mock) -> String {
+    format!(
+        "providers:
+  - {{name: oai, kind: openai_compatible, base_url: {}, models: [gpt-4o-mini]}}
+  - {{name: claude, kind: anthropic, base_url: {}, keys: [{{key: sk-ant}}], models: [claude-sonnet-4-6]}}
+virtual_keys:
+  - {{id: vk-g, key: {VK}, rate_limit: {{tokens: {{limit: 1000000, window: 1h}}}}}}
+",
+        openai.base_url(),
+        anthropic.url
+    )
+}
+
+#[test]
+fn genai_sdk_reaches_openai_and_anthropic_providers() {
+    let openai = Mock::start(&["--stream-chunks", "4"]);
+    let anthropic = Mock::start(&["--format", "anthropic", "--stream-chunks", "4"]);
+    let gw = Gateway::start(&other_formats(&openai, &anthropic));
+    let got = genai_sdk(
+        &gw,
+        r#"
+out = {}
+tool = types.Tool(function_declarations=[types.FunctionDeclaration(name="get_weather",
+    description="Weather", parameters={"type": "OBJECT", "properties": {"city": {"type": "STRING"}},
+    "required": ["city"]})])
+cfg = types.GenerateContentConfig(system_instruction="Be terse.", max_output_tokens=60)
+for model in ["gpt-4o-mini", "claude-sonnet-4-6"]:
+    r = client.models.generate_content(model=model, contents="Say hello", config=cfg)
+    text = "".join(c.text or "" for c in client.models.generate_content_stream(model=model,
+        contents="Say hello", config=cfg))
+    t = client.models.generate_content(model=model, contents="What is the weather in Paris?",
+        config=types.GenerateContentConfig(tools=[tool]))
+    call = t.function_calls[0]
+    out[model] = {"text": r.text, "streamed": text, "prompt": r.usage_metadata.prompt_token_count,
+        "finish": r.candidates[0].finish_reason.value, "call": call.name, "args": call.args}
+bad = genai.Client(api_key="not-a-key", http_options={"base_url": client._api_client._http_options.base_url})
+try:
+    bad.models.generate_content(model="gpt-4o-mini", contents="hi")
+    out["error"] = None
+except Exception as e:
+    out["error"] = {"code": getattr(e, "code", None), "status": getattr(e, "status", None),
+                    "message": getattr(e, "message", None)}
+print(json.dumps(out))
+"#,
+    );
+    for model in ["gpt-4o-mini", "claude-sonnet-4-6"] {
+        let g = &got[model];
+        assert!(g["text"].as_str().unwrap().starts_with("mock reply"), "{g}");
+        assert_eq!(g["streamed"], g["text"], "{g}");
+        assert!(g["prompt"].as_u64().unwrap() > 0, "{g}");
+        assert_eq!(g["finish"], "STOP", "{g}");
+        assert_eq!(g["call"], "get_weather", "{g}");
+        assert!(g["args"].is_object(), "{g}");
+    }
+    // The system instruction reached the OpenAI provider as its system message.
+    let first = body_of(&openai.requests()[0]);
+    assert_eq!(
+        first["messages"][0],
+        json!({"role": "system", "content": "Be terse."})
+    );
+    assert_eq!(first["max_completion_tokens"], 60);
+    // A request the gateway refuses answers in Google's error shape, which the SDK reads.
+    assert_eq!(got["error"]["code"], 401, "{got}");
+    assert_eq!(got["error"]["status"], "UNAUTHENTICATED", "{got}");
+    assert!(
+        got["error"]["message"].as_str().unwrap().contains("key"),
+        "{got}"
+    );
+}
