@@ -198,3 +198,21 @@ fn metrics_count_tokens_cost_and_provider_latency() {
         1.0
     );
 }
+
+#[test]
+fn per_key_labels_are_opt_in() {
+    let mock = Mock::start(&[]);
+    let keys = "  - {id: a, key: key-a}\n";
+    let gw = Gateway::start(&config(&mock, keys));
+    assert_eq!(chat(&gw, "key-a"), 200);
+    let m = get(&format!("{}/metrics", gw.admin_url), &ADMIN).body;
+    assert!(!m.contains("key=\"a\""), "no key label by default:\n{m}");
+
+    let gw = Gateway::start(&(config(&mock, keys) + "metrics: {per_key: true}\n"));
+    assert_eq!(chat(&gw, "key-a"), 200);
+    let m = get(&format!("{}/metrics", gw.admin_url), &ADMIN).body;
+    assert!(
+        m.contains("provider=\"mock\",model=\"m\",status=\"200\",key=\"a\"} 1"),
+        "{m}"
+    );
+}

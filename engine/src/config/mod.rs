@@ -49,6 +49,18 @@ pub struct Config {
     pub routing: RoutingConfig,
     #[serde(default)]
     pub guardrails: GuardrailsConfig,
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+}
+
+/// `metrics:` — what the Prometheus endpoint labels.
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Label `tollgate_requests_total` by virtual key too. Off by default: a series per key
+    /// and model multiplies the metric's size.
+    #[serde(default)]
+    pub per_key: bool,
 }
 
 #[derive(Debug, Deserialize, Serialize)]

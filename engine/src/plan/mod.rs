@@ -32,6 +32,8 @@ pub struct Plan {
     pub auth_required: bool,
     /// Reload on config file change (taken at start).
     pub watch_config: bool,
+    /// `metrics.per_key`: label request counts by virtual key.
+    pub metrics_per_key: bool,
     pub providers: Vec<ProviderPlan>,
     /// Health trackers of each provider and provider key, by index. A running gateway binds
     /// its own (which outlive plans) before the plan serves.

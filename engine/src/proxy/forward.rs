@@ -134,6 +134,11 @@ pub async fn handle_as(
         endpoint,
         provider: served.provider.as_deref().unwrap_or(""),
         model: &served.model,
+        key: served
+            .caller
+            .as_ref()
+            .filter(|_| plan.metrics_per_key)
+            .map(|c| &*c.key),
         status,
         total,
         overhead: total.saturating_sub(served.upstream_wait),

@@ -33,6 +33,8 @@ pub struct RequestOutcome<'a> {
     pub endpoint: Endpoint,
     pub provider: &'a str,
     pub model: &'a str,
+    /// The virtual key's id, with `metrics.per_key` on; `None` leaves the label out.
+    pub key: Option<&'a str>,
     pub status: u16,
     pub total: Duration,
     /// Time inside the gateway: total minus the wait for upstream.
@@ -50,6 +52,7 @@ struct SeriesKey {
 struct Series {
     provider: Box<str>,
     model: Box<str>,
+    key: Option<Box<str>>,
     count: AtomicU64,
 }
 
@@ -82,21 +85,22 @@ impl Metrics {
         self.request_duration.record(o.total);
         self.overhead.record(o.overhead);
         let requests = self.requests.pin();
-        let (provider, model) = if requests.len() >= MAX_REQUEST_SERIES {
-            ("other", "other")
+        let (provider, model, key) = if requests.len() >= MAX_REQUEST_SERIES {
+            ("other", "other", o.key.map(|_| "other"))
         } else {
-            (o.provider, o.model)
+            (o.provider, o.model, o.key)
         };
         let mut h = DefaultHasher::new();
-        (provider, model).hash(&mut h);
-        let key = SeriesKey {
+        (provider, model, key).hash(&mut h);
+        let series_key = SeriesKey {
             endpoint: o.endpoint,
             status: o.status,
             labels_hash: h.finish(),
         };
-        let series = requests.get_or_insert_with(key, || Series {
+        let series = requests.get_or_insert_with(series_key, || Series {
             provider: provider.into(),
             model: model.into(),
+            key: key.map(Into::into),
             count: AtomicU64::new(0),
         });
         series.count.fetch_add(1, Relaxed);
@@ -162,8 +166,13 @@ impl Metrics {
         let mut lines: Vec<String> = requests
             .iter()
             .map(|(k, s)| {
+                let key = s
+                    .key
+                    .as_deref()
+                    .map(|k| format!(",key=\"{}\"", escape(k)))
+                    .unwrap_or_default();
                 format!(
-                    "tollgate_requests_total{{endpoint=\"{}\",provider=\"{}\",model=\"{}\",status=\"{}\"}} {}",
+                    "tollgate_requests_total{{endpoint=\"{}\",provider=\"{}\",model=\"{}\",status=\"{}\"{key}}} {}",
                     k.endpoint.as_str(),
                     escape(&s.provider),
                     escape(&s.model),
@@ -313,6 +322,7 @@ mod tests {
             endpoint: Endpoint::Chat,
             provider: "openai",
             model,
+            key: None,
             status,
             total: Duration::from_millis(3),
             overhead: Duration::from_micros(20),
@@ -347,6 +357,25 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("tollgate_fallbacks_total{from=\"b\",to=\"a\"} 1\n"));
+    }
+
+    #[test]
+    fn per_key_labels_only_when_given() {
+        let m = Metrics::default();
+        m.record(&RequestOutcome {
+            key: Some("vk-a"),
+            ..outcome("gpt-4o", 200)
+        });
+        m.record(&outcome("gpt-4o", 200));
+        let text = m.render();
+        assert!(
+            text.contains("model=\"gpt-4o\",status=\"200\",key=\"vk-a\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("model=\"gpt-4o\",status=\"200\"} 1\n"),
+            "{text}"
+        );
     }
 
     #[test]
