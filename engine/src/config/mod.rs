@@ -51,6 +51,9 @@ pub struct Config {
     pub guardrails: GuardrailsConfig,
     #[serde(default)]
     pub metrics: MetricsConfig,
+    /// OpenTelemetry trace export (read at start).
+    #[serde(default)]
+    pub traces: crate::telemetry::TracesConfig,
 }
 
 /// `metrics:` — what the Prometheus endpoint labels.
@@ -379,6 +382,19 @@ fn default_output_tokens() -> u64 {
 /// Secrets never leave the process: `/admin/config` shows that one is set, not what it is.
 fn redact<S: Serializer>(_: &str, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str("[REDACTED]")
+}
+
+/// Header values may hold credentials: keep the names, hide the values.
+pub(crate) fn redact_map<S: Serializer>(
+    map: &BTreeMap<String, String>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut out = s.serialize_map(Some(map.len()))?;
+    for name in map.keys() {
+        out.serialize_entry(name, "[REDACTED]")?;
+    }
+    out.end()
 }
 
 fn redact_opt<S: Serializer>(v: &Option<String>, s: S) -> Result<S::Ok, S::Error> {

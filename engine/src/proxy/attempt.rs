@@ -22,9 +22,10 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use std::time::{Duration, Instant};
 
-/// Every attempt, as the 502 body lists them (never the key itself, only its name).
+/// Every failed attempt, as the 502 body lists them (never the key itself, only its name),
+/// and when each started and how long it took (for trace spans).
 #[derive(Default)]
-pub struct Attempts(pub Vec<serde_json::Value>);
+pub struct Attempts(pub Vec<serde_json::Value>, pub Vec<(Instant, Duration)>);
 
 impl Attempts {
     fn push(
@@ -44,6 +45,8 @@ impl Attempts {
             "error": error,
             "duration_ms": took.as_millis() as u64,
         }));
+        let now = Instant::now();
+        self.1.push((now.checked_sub(took).unwrap_or(now), took));
     }
 
     pub fn count(&self) -> usize {

@@ -7,7 +7,7 @@ use super::body::ProxyBody;
 use super::client_format::ClientFormat;
 use crate::admission::settled::{Settled, SettledUsage};
 use crate::reqlog::{AttemptRecord, CacheResult, GuardrailRecord, LogRecord, RequestLog};
-use crate::telemetry::{Endpoint, Metrics, TokenCounts};
+use crate::telemetry::{Endpoint, Metrics, TokenCounts, TraceContext, TraceExporter};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use http::HeaderValue;
@@ -36,6 +36,10 @@ pub struct RequestReport {
     pub requested_model: String,
     /// Failed attempts, as the 502 body lists them.
     pub attempts: Vec<serde_json::Value>,
+    /// When each attempt started and how long it took: the failed ones, then the answering one.
+    pub attempt_times: Vec<(Instant, Duration)>,
+    /// The request's trace, when traces are exported.
+    pub trace: Option<TraceContext>,
     /// (guardrail, action) for every action taken.
     pub guardrails: Vec<(Arc<str>, &'static str)>,
     /// The gateway's error type and message, when the answer is the gateway's refusal.
@@ -62,6 +66,7 @@ pub struct Caller {
 pub struct Finish {
     pub metrics: Arc<Metrics>,
     pub log: RequestLog,
+    pub traces: Option<TraceExporter>,
     pub report: RequestReport,
 }
 
@@ -79,6 +84,7 @@ impl Finish {
         let Finish {
             metrics,
             log,
+            traces,
             report,
         } = self;
         let settled: Option<Settled> = report.settled.get();
@@ -99,8 +105,11 @@ impl Finish {
                 metrics.usage.record_ttft(provider, ttft);
             }
         }
+        let total = report.started.elapsed();
+        if let (Some(exporter), Some(trace)) = (&traces, report.trace) {
+            exporter.export(super::spans::request_spans(&report, trace, settled, total));
+        }
         if log.enabled() {
-            let total = report.started.elapsed();
             // The record itself is made on the log's thread, off the response path.
             log.record_with(Box::new(move || {
                 log_record(&report, settled, ending, total)
@@ -211,7 +220,7 @@ fn log_record(
 }
 
 /// The endpoint as the request log names it.
-fn endpoint_name(endpoint: Endpoint, format: ClientFormat) -> &'static str {
+pub(super) fn endpoint_name(endpoint: Endpoint, format: ClientFormat) -> &'static str {
     match (endpoint, format) {
         (Endpoint::Chat, ClientFormat::Anthropic) => "messages",
         (Endpoint::Chat, ClientFormat::Responses) => "responses",

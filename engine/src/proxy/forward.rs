@@ -23,7 +23,7 @@ use crate::error::{ApiError, ErrorType};
 use crate::plan::KeyPlan;
 use crate::plan::{Plan, ProviderKeyPlan, ProviderPlan, ProviderWire};
 use crate::reliability::trackers::ProviderHealth;
-use crate::telemetry::{Endpoint, RequestOutcome};
+use crate::telemetry::{Endpoint, RequestOutcome, TraceContext};
 use crate::translate::stream::WireFormat;
 use bytes::Bytes;
 use http::header::{self, HeaderName};
@@ -75,6 +75,10 @@ struct Served {
     flags: Vec<Arc<str>>,
     /// With `logs.bodies: true`: what was sent upstream and a whole answer.
     bodies: Option<(Bytes, Option<Bytes>)>,
+    /// The request's trace, when traces are exported.
+    trace: Option<TraceContext>,
+    /// When the answering attempt started, and how long it took to answer.
+    answered: Option<(Instant, Duration)>,
 }
 
 pub async fn handle(gw: &Gateway, endpoint: Endpoint, req: Request<Incoming>) -> ProxyResponse {
@@ -104,6 +108,8 @@ pub async fn handle_as(
         guardrails: Vec::new(),
         flags: Vec::new(),
         bodies: None,
+        trace: None,
+        answered: None,
     };
     let mut error = None;
     // Failed attempts (as the 502 body lists them); the answering one is not among them.
@@ -153,6 +159,7 @@ pub async fn handle_as(
     let finish = Finish {
         metrics: gw.metrics.clone(),
         log: gw.request_log.clone(),
+        traces: gw.traces.clone(),
         report: RequestReport {
             started,
             endpoint,
@@ -166,6 +173,8 @@ pub async fn handle_as(
             caller: served.caller,
             requested_model: served.requested_model,
             attempts: attempts.0,
+            attempt_times: attempts.1.into_iter().chain(served.answered).collect(),
+            trace: served.trace,
             guardrails: {
                 let mut all = served.guardrails;
                 all.extend(served.flags.into_iter().map(|g| (g, "flag")));
@@ -204,6 +213,10 @@ async fn proxy(
     } = call;
     let (parts, body) = req.into_parts();
     let now = chrono::Utc::now().timestamp();
+    if gw.traces.is_some() {
+        let parent = parts.headers.get("traceparent").map(HeaderValue::as_bytes);
+        served.trace = Some(TraceContext::from_header(parent));
+    }
     let key = auth::authenticate(plan, &parts.headers, now)?;
     served.caller = Some(Caller {
         key: key.id.clone(),
@@ -443,6 +456,10 @@ async fn serve_route<'p>(
         served.bodies = Some((upstream_body.clone(), None));
     }
     let openai_wire = provider.wire == ProviderWire::OpenAi;
+    // The provider's spans join the request's trace, under the gateway's span.
+    let traceparent = served
+        .trace
+        .and_then(|t| HeaderValue::from_str(&t.header_for(&t.span_id)).ok());
     let foreign = match provider.wire {
         ProviderWire::Gemini => WireFormat::Gemini,
         _ => WireFormat::Anthropic,
@@ -470,6 +487,9 @@ async fn serve_route<'p>(
         }
         if let Some(k) = key {
             headers.insert(provider.auth_header.clone(), k.authorization.clone());
+        }
+        if let Some(t) = &traceparent {
+            headers.insert(HeaderName::from_static("traceparent"), t.clone());
         }
         Some(req)
     };
@@ -523,6 +543,7 @@ async fn serve_route<'p>(
     };
     let body = if relay {
         served.upstream_wait = first_sent.elapsed();
+        served.answered = Some((attempt_started, attempt_started.elapsed()));
         let guard = outbound::stream_guard(gw, key, endpoint, view, by, prompt_tokens);
         let up_body = if openai_wire {
             UpstreamStream::plain(up_body)
@@ -551,6 +572,7 @@ async fn serve_route<'p>(
         )
         .await;
         served.upstream_wait = first_sent.elapsed();
+        served.answered = Some((attempt_started, attempt_started.elapsed()));
         let bytes = match collected {
             Err(_) => {
                 // The provider produced (and likely billed) part of an answer: charge the

@@ -17,6 +17,7 @@ mod request;
 mod respond;
 mod responses;
 mod server;
+mod spans;
 mod translated;
 mod upstream;
 mod view;
@@ -37,7 +38,7 @@ use crate::reliability::health::{Circuit, Health, WindowStats};
 use crate::reliability::trackers::HealthRegistry;
 use crate::reqlog::RequestLog;
 use crate::state::{MemoryStore, RedisStore, Snapshot};
-use crate::telemetry::Metrics;
+use crate::telemetry::{Metrics, TraceExporter};
 use arc_swap::ArcSwap;
 use server::Listener;
 use smallvec::SmallVec;
@@ -63,6 +64,8 @@ pub struct Gateway {
     upstreams: Upstreams,
     /// One record per request, written off the response path (`logs:`, read at start).
     pub request_log: RequestLog,
+    /// OTLP trace export (`traces:`, read at start); `None` when off.
+    pub traces: Option<TraceExporter>,
     config_path: PathBuf,
 }
 
@@ -96,8 +99,11 @@ impl Gateway {
         // A relative `logs.path` is relative to the config file, like the snapshot file.
         let request_log = RequestLog::open(&loaded.config.logs, &loaded.base_dir)
             .map_err(|e| vec![e.to_string()])?;
-        plan.health = health.bind(&plan.providers);
         let upstreams = Upstreams::new();
+        let traces =
+            TraceExporter::start(&loaded.config.traces, upstreams.default_client().clone())
+                .map_err(|e| vec![e])?;
+        plan.health = health.bind(&plan.providers);
         upstreams.attach(&mut plan);
         if let Some(path) = &plan.snapshot_file {
             match Snapshot::read_file(path) {
@@ -133,6 +139,7 @@ impl Gateway {
             redis,
             upstreams,
             request_log,
+            traces,
             config_path,
         })
     }
