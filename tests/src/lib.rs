@@ -8,7 +8,7 @@ mod redis;
 
 pub use http::{get, post_json, post_raw, Reply};
 pub use process::{bin_path, run_tollgate, Gateway, Mock};
-pub use python::python_with;
+pub use python::{python_json, python_with, recorded_body};
 pub use redis::RedisServer;
 
 /// The SHA-256 of `secret` as hex, as written in `key_sha256:`.

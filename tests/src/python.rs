@@ -57,3 +57,26 @@ pub fn python_with(packages: &[&str]) -> PathBuf {
     }
     python
 }
+
+/// Runs `script` with the venv's python (with `packages` installed) and returns the JSON
+/// printed on its last line; a failing script fails the test with its output.
+pub fn python_json(packages: &[&str], script: &str) -> serde_json::Value {
+    let out = Command::new(python_with(packages))
+        .arg("-c")
+        .arg(script)
+        .output()
+        .expect("run python");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "script failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let last = stdout.lines().last().unwrap_or_default();
+    serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+}
+
+/// The JSON body of a request a `loadgen mock` recorded.
+pub fn recorded_body(recorded: &serde_json::Value) -> serde_json::Value {
+    serde_json::from_str(recorded["body"].as_str().expect("recorded body")).expect("JSON body")
+}

@@ -4,8 +4,7 @@
 //! the provider speaks. The mock records what it received, so each test checks both sides.
 
 use serde_json::{json, Value};
-use std::process::Command;
-use tollgate_e2e::{post_json, python_with, Gateway, Mock};
+use tollgate_e2e::{post_json, python_json, recorded_body, Gateway, Mock};
 
 const VK: &str = "vk-secret-anthropic-client";
 const MODEL: &str = "claude-sonnet-4-6";
@@ -32,28 +31,11 @@ virtual_keys:
 /// Runs a Python script with the official Anthropic SDK pointed at the gateway (`key` as its
 /// API key); returns the JSON it prints on its last line.
 fn sdk(gw: &Gateway, key: &str, body: &str) -> Value {
-    let python = python_with(&["anthropic"]);
     let script = format!(
         "import json, anthropic\nclient = anthropic.Anthropic(base_url=\"{}/anthropic\", api_key=\"{key}\", max_retries=0)\n{body}",
         gw.url
     );
-    let out = Command::new(python)
-        .arg("-c")
-        .arg(script)
-        .output()
-        .expect("run python");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "script failed: {stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let last = stdout.lines().last().unwrap_or_default();
-    serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}: {stdout}"))
-}
-
-fn body_of(recorded: &Value) -> Value {
-    serde_json::from_str(recorded["body"].as_str().expect("recorded body")).expect("JSON body")
+    python_json(&["anthropic"], &script)
 }
 
 const CREATE: &str = r#"
@@ -86,7 +68,7 @@ fn sdk_create_reaches_an_openai_provider() {
     let seen = mock.requests();
     assert_eq!(seen.len(), 1, "{seen:?}");
     assert_eq!(seen[0]["path"], "/v1/chat/completions");
-    let body = body_of(&seen[0]);
+    let body = recorded_body(&seen[0]);
     assert_eq!(body["model"], MODEL);
     assert_eq!(
         body["messages"],
@@ -121,7 +103,7 @@ fn sdk_stream_from_an_openai_provider_has_text_usage_and_is_charged() {
         json!(input + output),
         "the stream's usage is what was charged"
     );
-    let body = body_of(&mock.requests()[0]);
+    let body = recorded_body(&mock.requests()[0]);
     assert_eq!(body["stream"], true);
 }
 
@@ -154,10 +136,10 @@ print(json.dumps({{"stop": m.stop_reason, "name": use.name, "input": use.input, 
     let seen = mock.requests();
     assert_eq!(seen.len(), 2);
     assert_eq!(
-        body_of(&seen[0])["tools"][0]["function"]["name"],
+        recorded_body(&seen[0])["tools"][0]["function"]["name"],
         "get_weather"
     );
-    let follow = body_of(&seen[1]);
+    let follow = recorded_body(&seen[1]);
     let msgs = follow["messages"].as_array().unwrap();
     assert_eq!(msgs[1]["tool_calls"][0]["id"], got["id"], "{follow}");
     assert_eq!(msgs[2]["role"], "tool");
@@ -179,10 +161,10 @@ fn sdk_reaches_an_anthropic_provider_whole_and_streamed() {
     let seen = mock.requests();
     assert_eq!(seen.len(), 2);
     assert_eq!(seen[0]["path"], "/v1/messages");
-    let body = body_of(&seen[0]);
+    let body = recorded_body(&seen[0]);
     assert_eq!(body["system"], "You are terse.");
     assert_eq!(body["max_tokens"], 100);
-    assert_eq!(body_of(&seen[1])["stream"], true);
+    assert_eq!(recorded_body(&seen[1])["stream"], true);
 }
 
 #[test]

@@ -3,8 +3,7 @@
 //! OpenAI-format and Anthropic providers behind it, usage charged.
 
 use serde_json::{json, Value};
-use std::process::Command;
-use tollgate_e2e::{post_json, python_with, Gateway, Mock};
+use tollgate_e2e::{post_json, python_json, recorded_body, Gateway, Mock};
 
 const VK: &str = "vk-secret-responses";
 
@@ -24,28 +23,11 @@ virtual_keys:
 /// Runs `body` with an OpenAI client whose base URL is the gateway's `/openai/v1`; returns the
 /// JSON printed on the last line.
 fn sdk(gw: &Gateway, body: &str) -> Value {
-    let python = python_with(&["openai"]);
     let script = format!(
         "import json, openai\nclient = openai.OpenAI(base_url=\"{}/openai/v1\", api_key=\"{VK}\", max_retries=0)\n{body}",
         gw.url
     );
-    let out = Command::new(python)
-        .arg("-c")
-        .arg(script)
-        .output()
-        .expect("run python");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "script failed: {stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_str(stdout.lines().last().unwrap_or_default())
-        .unwrap_or_else(|e| panic!("{e}: {stdout}"))
-}
-
-fn body_of(recorded: &Value) -> Value {
-    serde_json::from_str(recorded["body"].as_str().expect("recorded body")).expect("JSON body")
+    python_json(&["openai"], &script)
 }
 
 #[test]
@@ -106,7 +88,7 @@ print(json.dumps(out))
         assert!(kinds.contains(&"response.output_item.done"), "{g}");
     }
     // The instructions reached the OpenAI provider as its system message.
-    let first = body_of(&openai.requests()[0]);
+    let first = recorded_body(&openai.requests()[0]);
     assert_eq!(
         first["messages"][0],
         json!({"role": "system", "content": "Be terse."})
@@ -161,7 +143,7 @@ print(json.dumps(out))
         assert_eq!(g["stream_args"], g["args"], "{g}");
     }
     // The function output reached Anthropic as a tool_result for the same call.
-    let follow = body_of(&anthropic.requests()[1]);
+    let follow = recorded_body(&anthropic.requests()[1]);
     let last = follow["messages"]
         .as_array()
         .unwrap()

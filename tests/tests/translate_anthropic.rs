@@ -3,8 +3,7 @@
 //! records what it received, so each test checks both sides of the translation.
 
 use serde_json::{json, Value};
-use std::process::Command;
-use tollgate_e2e::{post_json, python_with, Gateway, Mock};
+use tollgate_e2e::{post_json, python_json, recorded_body, Gateway, Mock};
 
 const VK: &str = "vk-secret-claude";
 const PROVIDER_KEY: &str = "sk-ant-test-key";
@@ -32,28 +31,11 @@ fn auth() -> [(&'static str, &'static str); 1] {
 /// Runs a Python script with the official OpenAI SDK pointed at the gateway; returns the JSON
 /// it prints on its last line.
 fn sdk(gw: &Gateway, body: &str) -> Value {
-    let python = python_with(&["openai"]);
     let script = format!(
         "import json, openai\nclient = openai.OpenAI(base_url=\"{}/v1\", api_key=\"{VK}\", max_retries=0)\n{body}",
         gw.url
     );
-    let out = Command::new(python)
-        .arg("-c")
-        .arg(script)
-        .output()
-        .expect("run python");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "script failed: {stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let last = stdout.lines().last().unwrap_or_default();
-    serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}: {stdout}"))
-}
-
-fn body_of(recorded: &Value) -> Value {
-    serde_json::from_str(recorded["body"].as_str().expect("recorded body")).expect("JSON body")
+    python_json(&["openai"], &script)
 }
 
 #[test]
@@ -89,7 +71,7 @@ print(json.dumps({{"text": r.choices[0].message.content, "finish": r.choices[0].
         req["headers"].get("authorization").is_none(),
         "no bearer header to Anthropic: {req}"
     );
-    let body = body_of(req);
+    let body = recorded_body(req);
     assert_eq!(body["model"], MODEL);
     assert_eq!(body["max_tokens"], 4096, "the documented default: {body}");
     assert_eq!(body["system"], "You are terse.");
@@ -159,8 +141,8 @@ print(json.dumps({{"with": run(True), "without": run(False), "whole": whole}}))
     let seen = mock.requests();
     assert_eq!(seen.len(), 3);
     // The whole answer was asked for first, then the two streams.
-    assert_eq!(body_of(&seen[0]).get("stream"), None);
-    let body = body_of(&seen[1]);
+    assert_eq!(recorded_body(&seen[0]).get("stream"), None);
+    let body = recorded_body(&seen[1]);
     assert_eq!(body["stream"], true);
     assert!(
         body.get("stream_options").is_none(),
@@ -207,13 +189,13 @@ print(json.dumps({{"finish": r.choices[0].finish_reason, "id": call.id, "name": 
 
     let seen = mock.requests();
     assert_eq!(seen.len(), 3);
-    let first = body_of(&seen[0]);
+    let first = recorded_body(&seen[0]);
     assert_eq!(first["tools"][0]["name"], "get_weather");
     assert_eq!(
         first["tools"][0]["input_schema"]["required"],
         json!(["city"])
     );
-    let follow = body_of(&seen[1]);
+    let follow = recorded_body(&seen[1]);
     let id = got["id"].as_str().unwrap();
     let msgs = follow["messages"].as_array().unwrap();
     assert_eq!(msgs.len(), 3, "{follow}");
@@ -328,7 +310,7 @@ fn configured_default_max_tokens_fills_a_missing_bound() {
             .extend(extra.as_object().unwrap().clone());
         let reply = post_json(&url, &auth(), &body);
         assert_eq!(reply.status, 200, "{}", reply.body);
-        body_of(mock.requests().last().unwrap())
+        recorded_body(mock.requests().last().unwrap())
     };
     assert_eq!(ask(json!({}))["max_tokens"], 1234);
     // The client's own bound wins.

@@ -4,8 +4,7 @@
 //! calls included; usage reaches the key's counters.
 
 use serde_json::{json, Value};
-use std::process::Command;
-use tollgate_e2e::{post_json, python_with, Gateway, Mock};
+use tollgate_e2e::{post_json, python_json, recorded_body, Gateway, Mock};
 
 const VK: &str = "vk-secret-gemini";
 const MODEL: &str = "gemini-2.5-flash";
@@ -22,28 +21,11 @@ virtual_keys:
 }
 
 fn sdk(gw: &Gateway, body: &str) -> Value {
-    let python = python_with(&["openai"]);
     let script = format!(
         "import json, openai\nclient = openai.OpenAI(base_url=\"{}/v1\", api_key=\"{VK}\", max_retries=0)\n{body}",
         gw.url
     );
-    let out = Command::new(python)
-        .arg("-c")
-        .arg(script)
-        .output()
-        .expect("run python");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "script failed: {stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_str(stdout.lines().last().unwrap_or_default())
-        .unwrap_or_else(|e| panic!("{e}: {stdout}"))
-}
-
-fn body_of(recorded: &Value) -> Value {
-    serde_json::from_str(recorded["body"].as_str().expect("recorded body")).expect("JSON body")
+    python_json(&["openai"], &script)
 }
 
 #[test]
@@ -98,7 +80,7 @@ print(json.dumps({{"text": r.choices[0].message.content, "finish": r.choices[0].
     assert_eq!(seen[1]["query"], "alt=sse");
     assert_eq!(seen[0]["headers"]["x-goog-api-key"], "goog-secret");
     assert!(seen[0]["headers"].get("authorization").is_none());
-    let body = body_of(&seen[0]);
+    let body = recorded_body(&seen[0]);
     assert_eq!(
         body["systemInstruction"],
         json!({"parts": [{"text": "Be terse."}]})
@@ -154,7 +136,7 @@ print(json.dumps({{"finish": r.choices[0].finish_reason, "name": call.function.n
     assert_eq!(got["stream_name"], "get_weather");
     assert_eq!(got["stream_args"], got["args"]);
     // The tool result went back as a functionResponse naming the function.
-    let follow = body_of(&mock.requests()[1]);
+    let follow = recorded_body(&mock.requests()[1]);
     let contents = follow["contents"].as_array().unwrap();
     assert_eq!(contents[1]["role"], "model");
     assert_eq!(
@@ -198,25 +180,12 @@ fn link_images_and_embeddings_are_refused_before_sending() {
 
 /// Runs `body` with the official `google-genai` SDK pointed at the gateway's `/genai`.
 fn genai_sdk(gw: &Gateway, body: &str) -> Value {
-    let python = python_with(&["google-genai:google.genai"]);
     let script = format!(
         "import json\nfrom google import genai\nfrom google.genai import types\n\
          client = genai.Client(api_key=\"{VK}\", http_options={{\"base_url\": \"{}/genai\"}})\n{body}",
         gw.url
     );
-    let out = Command::new(python)
-        .arg("-c")
-        .arg(script)
-        .output()
-        .expect("run python");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "script failed: {stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_str(stdout.lines().last().unwrap_or_default())
-        .unwrap_or_else(|e| panic!("{e}: {stdout}"))
+    python_json(&["google-genai:google.genai"], &script)
 }
 
 /// A gateway with an OpenAI-format provider and an Anthropic one, for Gemini clients.
@@ -275,7 +244,7 @@ print(json.dumps(out))
         assert!(g["args"].is_object(), "{g}");
     }
     // The system instruction reached the OpenAI provider as its system message.
-    let first = body_of(&openai.requests()[0]);
+    let first = recorded_body(&openai.requests()[0]);
     assert_eq!(
         first["messages"][0],
         json!({"role": "system", "content": "Be terse."})

@@ -67,6 +67,17 @@ impl ClientFormat {
     }
 }
 
+/// The message of an OpenAI error answer, or the start of a body that is not one.
+pub(super) fn error_message(parsed: Option<&serde_json::Value>, bytes: &[u8]) -> String {
+    parsed
+        .and_then(|v| v.pointer("/error/message"))
+        .and_then(serde_json::Value::as_str)
+        .map_or_else(
+            || String::from_utf8_lossy(&bytes[..bytes.len().min(500)]).into_owned(),
+            str::to_owned,
+        )
+}
+
 /// The client-facing OpenAI SSE (after the relay's settlement, timeouts and guardrails)
 /// re-encoded in the client's format (Anthropic events, Responses events), as they pass.
 pub struct ClientStream {

@@ -5,7 +5,7 @@
 //! errors take Google's `{"error": {"code", "message", "status"}}`.
 
 use super::body::ProxyBody;
-use super::client_format::ClientStream;
+use super::client_format::{error_message, ClientStream};
 use super::respond::{self, ProxyResponse};
 use crate::error::{ApiError, ErrorType};
 use crate::translate::stream::WireFormat;
@@ -75,14 +75,7 @@ pub(super) fn gemini_response(resp: ProxyResponse) -> ProxyResponse {
 fn whole(status: StatusCode, bytes: &[u8]) -> (StatusCode, Bytes) {
     let parsed: Option<Value> = serde_json::from_slice(bytes).ok();
     if !status.is_success() {
-        let message = parsed
-            .as_ref()
-            .and_then(|v| v.pointer("/error/message"))
-            .and_then(Value::as_str)
-            .map_or_else(
-                || String::from_utf8_lossy(&bytes[..bytes.len().min(500)]).into_owned(),
-                str::to_owned,
-            );
+        let message = error_message(parsed.as_ref(), bytes);
         return (
             status,
             Bytes::from(gemini::error_body(status, &message).to_string()),

@@ -6,7 +6,7 @@
 //! what OpenAI Chat can express survives it (see the README).
 
 use super::body::{read_limited, ProxyBody};
-use super::client_format::{ClientFormat, ClientStream};
+use super::client_format::{error_message, ClientFormat, ClientStream};
 use super::respond::{self, ProxyResponse, REQUEST_ID};
 use super::Gateway;
 use crate::admission::auth;
@@ -73,14 +73,7 @@ pub(super) fn anthropic_response(resp: ProxyResponse) -> ProxyResponse {
 fn anthropic_whole(status: StatusCode, bytes: &[u8]) -> (StatusCode, String) {
     let parsed: Option<Value> = serde_json::from_slice(bytes).ok();
     if !status.is_success() {
-        let message = parsed
-            .as_ref()
-            .and_then(|v| v.pointer("/error/message"))
-            .and_then(Value::as_str)
-            .map_or_else(
-                || String::from_utf8_lossy(&bytes[..bytes.len().min(500)]).into_owned(),
-                str::to_owned,
-            );
+        let message = error_message(parsed.as_ref(), bytes);
         return (
             status,
             anthropic::error_body(status, None, &message).to_string(),
