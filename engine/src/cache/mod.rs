@@ -1,8 +1,10 @@
 //! The response cache (SPEC §10).
 
 pub mod config;
+pub mod key;
 
 pub use config::{
     CacheConfig, CacheDirectives, CacheMode, CacheScope, CacheStoreConfig, DirectiveError,
     EffectiveCache, EmbedderConfig, IndexConfig,
 };
+pub use key::{CacheKey, Hash128, KeyInput, ScopeId, EXCLUDED_PARAMS};
