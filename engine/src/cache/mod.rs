@@ -3,6 +3,7 @@
 pub mod config;
 pub mod entry;
 pub mod key;
+pub mod store;
 
 pub use config::{
     CacheConfig, CacheDirectives, CacheMode, CacheScope, CacheStoreConfig, DirectiveError,
@@ -10,3 +11,4 @@ pub use config::{
 };
 pub use entry::{CachedUsage, CorruptEntry, Entry};
 pub use key::{CacheKey, Hash128, KeyInput, ScopeId, EXCLUDED_PARAMS};
+pub use store::{CacheError, CacheStore, MemoryStore, RedisCacheStore};
