@@ -12,6 +12,7 @@ pub use load::{load_file, load_str, ConfigError, ConfigFormat, LoadedConfig};
 pub use policy::{GuardrailsConfig, RoutingConfig, RuleConfig, TargetConfig};
 pub use source_map::{Position, SourceMap};
 
+use crate::cache::CacheConfig;
 use crate::pricing::PriceConfig;
 use crate::reqlog::LogsConfig;
 use crate::state::Window;
@@ -54,6 +55,8 @@ pub struct Config {
     /// OpenTelemetry trace export (read at start).
     #[serde(default)]
     pub traces: crate::telemetry::TracesConfig,
+    #[serde(default)]
+    pub cache: CacheConfig,
 }
 
 /// `metrics:` — what the Prometheus endpoint labels.
@@ -405,7 +408,7 @@ fn redact_opt<S: Serializer>(v: &Option<String>, s: S) -> Result<S::Ok, S::Error
 }
 
 /// `redis://user:secret@host` → `redis://[REDACTED]@host`: the host stays visible.
-fn redact_userinfo<S: Serializer>(url: &str, s: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn redact_userinfo<S: Serializer>(url: &str, s: S) -> Result<S::Ok, S::Error> {
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme_end), Some(at)) if at > scheme_end => s.serialize_str(&format!(
             "{}[REDACTED]{}",

@@ -477,7 +477,7 @@ fn bad_reply(url: &str, reply: &[i64]) -> ReserveError {
 }
 
 /// The URL with any password replaced by `***`: error messages end up in logs.
-fn redact(url: &str) -> String {
+pub(crate) fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme + 3 => match url[scheme + 3..at].split_once(':') {
             Some((user, _password)) => {
@@ -491,4 +491,4 @@ fn redact(url: &str) -> String {
 
 #[cfg(test)]
 #[path = "redis_tests.rs"]
-mod tests;
+pub(crate) mod tests;

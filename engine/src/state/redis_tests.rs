@@ -11,14 +11,14 @@ use std::time::Instant;
 const JAN_31: i64 = 1_801_353_600; // 2027-01-31T00:00:00Z
 const FEB_1: i64 = 1_801_440_000; // 2027-02-01T00:00:00Z
 
-/// A private `redis-server`, killed (by PID) when dropped.
-struct RedisServer {
+/// A private `redis-server`, killed (by PID) when dropped. Other modules' Redis tests use it too.
+pub(crate) struct RedisServer {
     child: Child,
     port: u16,
 }
 
 impl RedisServer {
-    fn start() -> RedisServer {
+    pub(crate) fn start() -> RedisServer {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free loopback port")
@@ -56,11 +56,11 @@ impl RedisServer {
         None
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/0", self.port)
     }
 
-    fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
