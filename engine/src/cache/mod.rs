@@ -16,7 +16,7 @@ pub use config::{
     CacheConfig, CacheDirectives, CacheMode, CacheScope, CacheStoreConfig, DirectiveError,
     EffectiveCache, EmbedderConfig, IndexConfig,
 };
-pub use entry::{CachedUsage, CorruptEntry, Entry};
+pub use entry::{unix_ms_now, CachedUsage, CorruptEntry, Entry};
 pub use key::{CacheKey, Hash128, KeyInput, ScopeId, EXCLUDED_PARAMS};
 pub use store::{CacheError, CacheStore, MemoryStore, RedisCacheStore};
 

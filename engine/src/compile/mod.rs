@@ -145,6 +145,12 @@ pub fn compile_with(loaded: &LoadedConfig, store: &MemoryStore) -> Result<Plan, 
             "snapshot_interval must be above 0",
         ));
     }
+    if cfg.cache.mode == crate::cache::CacheMode::Semantic {
+        errors.push(loaded.error_at(
+            "cache.mode",
+            "the semantic cache is not available in this build; use `mode: exact`",
+        ));
+    }
     let counts_tokens = all_limits
         .iter()
         .any(|l| matches!(l.kind, LimitKind::Tokens | LimitKind::Budget));

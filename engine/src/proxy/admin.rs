@@ -211,6 +211,21 @@ async fn request_log_answer(
 fn metrics_text(gw: &Gateway) -> String {
     use std::fmt::Write;
     let mut out = gw.metrics.render();
+    let c = gw.cache.metrics();
+    let _ = writeln!(
+        out,
+        "# HELP tollgate_cache_total Response-cache lookups by result.\n\
+         # TYPE tollgate_cache_total counter\n\
+         tollgate_cache_total{{result=\"hit-exact\"}} {}\n\
+         tollgate_cache_total{{result=\"miss\"}} {}\n\
+         tollgate_cache_total{{result=\"error\"}} {}\n\
+         # HELP tollgate_cache_stores_total Answers written to the response cache.\n\
+         # TYPE tollgate_cache_stores_total counter\ntollgate_cache_stores_total {}",
+        c.hits_exact.load(std::sync::atomic::Ordering::Relaxed),
+        c.misses.load(std::sync::atomic::Ordering::Relaxed),
+        c.errors.load(std::sync::atomic::Ordering::Relaxed),
+        c.stores.load(std::sync::atomic::Ordering::Relaxed)
+    );
     let log = gw.request_log.counters();
     let _ = writeln!(
         out,

@@ -1,5 +1,6 @@
 //! The response body type, and reading request bodies within `max_body_bytes`.
 
+use super::cached::Recording;
 use super::client_format::ClientStream;
 use super::finish::Finishing;
 use super::relay::Relay;
@@ -22,6 +23,10 @@ pub enum ProxyBody {
     Translated(Box<ClientStream>),
     /// A stream whose request report completes when it ends.
     Finishing(Box<Finishing>),
+    /// A streamed answer replayed from the cache: its recorded bytes, sent once.
+    Replay(Option<Bytes>),
+    /// A streamed answer copied into the cache as it passes.
+    Recording(Box<Recording>),
 }
 
 impl ProxyBody {
@@ -39,7 +44,10 @@ impl Body for ProxyBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         match self.get_mut() {
-            ProxyBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
+            ProxyBody::Full(b) | ProxyBody::Replay(b) => {
+                Poll::Ready(b.take().map(|b| Ok(Frame::data(b))))
+            }
+            ProxyBody::Recording(body) => Pin::new(body.as_mut()).poll_frame(cx),
             ProxyBody::Relay(relay) => Pin::new(relay.as_mut()).poll_frame(cx),
             ProxyBody::Translated(stream) => Pin::new(stream.as_mut()).poll_frame(cx),
             ProxyBody::Finishing(body) => Pin::new(body.as_mut()).poll_frame(cx),
@@ -48,7 +56,8 @@ impl Body for ProxyBody {
 
     fn is_end_stream(&self) -> bool {
         match self {
-            ProxyBody::Full(b) => b.is_none(),
+            ProxyBody::Full(b) | ProxyBody::Replay(b) => b.is_none(),
+            ProxyBody::Recording(body) => body.is_end_stream(),
             ProxyBody::Relay(relay) => relay.is_end_stream(),
             ProxyBody::Translated(stream) => stream.is_end_stream(),
             ProxyBody::Finishing(body) => body.is_end_stream(),
@@ -59,6 +68,8 @@ impl Body for ProxyBody {
         match self {
             ProxyBody::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
             ProxyBody::Full(None) => SizeHint::with_exact(0),
+            ProxyBody::Replay(_) => SizeHint::default(),
+            ProxyBody::Recording(body) => body.size_hint(),
             ProxyBody::Relay(relay) => relay.size_hint(),
             ProxyBody::Translated(stream) => stream.size_hint(),
             ProxyBody::Finishing(body) => body.size_hint(),

@@ -52,6 +52,7 @@ pub struct RequestReport {
     /// With `logs.bodies: true`: the body as sent to the provider (after redaction) and a
     /// whole answer as the client got it (after output guardrails).
     pub bodies: Option<(Bytes, Option<Bytes>)>,
+    pub cache: super::cached::CacheResult,
 }
 
 /// Who made a request: the virtual key and its team and customer.
@@ -199,7 +200,11 @@ fn log_record(
         completion_tokens: settled.usage.completion,
         cached_tokens: settled.usage.cached,
         cost_usd: settled.cost_micros as f64 / 1e6,
-        cache: CacheResult::Off,
+        cache: match r.cache {
+            super::cached::CacheResult::Off => CacheResult::Off,
+            super::cached::CacheResult::Miss => CacheResult::Miss,
+            super::cached::CacheResult::HitExact => CacheResult::HitExact,
+        },
         guardrails: r
             .guardrails
             .iter()

@@ -3,6 +3,7 @@
 use super::admit::{admit, Admission, Target};
 use super::attempt::{send_with_retries, Attempts};
 use super::body::{read_limited, ProxyBody};
+use super::cached::{self, CacheResult, Looked, Recording, StoreAs, CACHE_HEADER};
 use super::client_format::ClientFormat;
 use super::finish::{Caller, Finish, RequestReport};
 use super::inbound;
@@ -19,6 +20,7 @@ use crate::admission::estimate::usage_of;
 use crate::admission::limits::Headroom;
 use crate::admission::route::check_model;
 use crate::admission::settled::SettledUsage;
+use crate::cache::CachedUsage;
 use crate::error::{ApiError, ErrorType};
 use crate::plan::KeyPlan;
 use crate::plan::{Plan, ProviderKeyPlan, ProviderPlan, ProviderWire};
@@ -79,6 +81,9 @@ struct Served {
     trace: Option<TraceContext>,
     /// When the answering attempt started, and how long it took to answer.
     answered: Option<(Instant, Duration)>,
+    /// What the response cache did; where to store the answer on a miss.
+    cache: CacheResult,
+    store_as: Option<StoreAs>,
 }
 
 pub async fn handle(gw: &Gateway, endpoint: Endpoint, req: Request<Incoming>) -> ProxyResponse {
@@ -110,6 +115,8 @@ pub async fn handle_as(
         bodies: None,
         trace: None,
         answered: None,
+        cache: CacheResult::Off,
+        store_as: None,
     };
     let mut error = None;
     // Failed attempts (as the 502 body lists them); the answering one is not among them.
@@ -185,6 +192,7 @@ pub async fn handle_as(
             overhead: total.saturating_sub(served.upstream_wait),
             arrived,
             bodies: served.bodies,
+            cache: served.cache,
         },
     };
     let (parts, body) = response.into_parts();
@@ -245,6 +253,41 @@ async fn proxy(
     } = inbound::apply(gw, plan, key, &head, &view).await?;
     served.guardrails = guardrail_actions;
     served.flags = flags;
+
+    // The cache answers after the policy checks above and before limits and providers.
+    match cached::look_up(
+        &gw.cache,
+        &parts.headers,
+        parts.uri.path(),
+        &routed_model,
+        &body,
+        key,
+    )
+    .await?
+    {
+        Looked::Off => {}
+        Looked::Miss(to) => {
+            served.cache = CacheResult::Miss;
+            served.store_as = Some(to);
+        }
+        Looked::Hit(entry) => {
+            served.cache = CacheResult::HitExact;
+            if gw.cache.config().count_hits_against_limits {
+                // Counted as a request against every tier; it used no tokens and cost nothing.
+                let target = Target {
+                    model: &routed_model,
+                    from_policy: routed_by_policy,
+                    already_tried: &[],
+                };
+                let admission = admit(plan, key, &view, target, now, gw.ledger(plan)).await?;
+                admission.admitted.settle(Some(Default::default()));
+            }
+            served.provider = Some(entry.provider.as_str().into());
+            served.model.clone_from(&entry.model);
+            served.stream = entry.stream;
+            return Ok(cached::hit_response(entry, request_id));
+        }
+    }
 
     // Targets in order: the routed model, then its fallbacks (rule, request body, alias), then
     // the routed model again on the key's remaining weighted providers. Each gets its own
@@ -550,7 +593,7 @@ async fn serve_route<'p>(
         } else {
             UpstreamStream::translated(up_body, foreign, now)
         };
-        ProxyBody::Relay(Box::new(
+        let relay = ProxyBody::Relay(Box::new(
             Relay::new(
                 up_body,
                 Some(admitted),
@@ -564,7 +607,15 @@ async fn serve_route<'p>(
                 },
             )
             .with_rewrite(guard),
-        ))
+        ));
+        match &served.store_as {
+            Some(to) => ProxyBody::Recording(Box::new(Recording::new(
+                relay,
+                to.clone(),
+                (&provider.name, route.model),
+            ))),
+            None => relay,
+        }
     } else {
         let collected = tokio::time::timeout_at(
             deadline.into(),
@@ -629,6 +680,20 @@ async fn serve_route<'p>(
         if let Some((_, answer)) = &mut served.bodies {
             *answer = Some(bytes.clone());
         }
+        if let (Some(to), true) = (&served.store_as, status.is_success()) {
+            let u = usage.unwrap_or_default();
+            let usage = CachedUsage {
+                prompt_tokens: u.prompt,
+                completion_tokens: u.completion,
+            };
+            cached::store_whole(
+                to,
+                status.as_u16(),
+                bytes.clone(),
+                usage,
+                (&provider.name, route.model),
+            );
+        }
         ProxyBody::full(bytes)
     };
     served.model = route.model.to_string();
@@ -645,6 +710,10 @@ async fn serve_route<'p>(
         HeaderValue::from(attempts.count() + 1),
     );
     insert_ratelimit_headers(h, headroom);
+    h.insert(
+        CACHE_HEADER,
+        HeaderValue::from_static(served.cache.as_str()),
+    );
     if !served.flags.is_empty() {
         let names: Vec<&str> = served.flags.iter().map(|f| &**f).collect();
         insert_str(h, "x-tollgate-guardrail-flags", &names.join(","));

@@ -4,6 +4,7 @@ mod admin;
 mod admit;
 mod attempt;
 mod body;
+mod cached;
 mod client_format;
 mod data_plane;
 mod finish;
@@ -31,6 +32,7 @@ pub use request::{parse_head, RequestHead};
 pub use view::ProxyView;
 
 use crate::admission::limits::Ledger;
+use crate::cache::ResponseCache;
 use crate::compile::{compile, compile_with};
 use crate::config::{load_file, ConfigError};
 use crate::plan::Plan;
@@ -66,6 +68,9 @@ pub struct Gateway {
     pub request_log: RequestLog,
     /// OTLP trace export (`traces:`, read at start); `None` when off.
     pub traces: Option<TraceExporter>,
+    /// The response cache (`cache:`, read at start). Present even with `mode: off`, since a
+    /// request may turn caching on for itself.
+    pub cache: ResponseCache,
     config_path: PathBuf,
 }
 
@@ -103,6 +108,8 @@ impl Gateway {
         let traces =
             TraceExporter::start(&loaded.config.traces, upstreams.default_client().clone())
                 .map_err(|e| vec![e])?;
+        let cache = ResponseCache::from_config(loaded.config.cache.clone())
+            .map_err(|e| vec![e.to_string()])?;
         plan.health = health.bind(&plan.providers);
         upstreams.attach(&mut plan);
         if let Some(path) = &plan.snapshot_file {
@@ -140,6 +147,7 @@ impl Gateway {
             upstreams,
             request_log,
             traces,
+            cache,
             config_path,
         })
     }
