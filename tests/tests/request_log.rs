@@ -84,7 +84,7 @@ fn mixed_requests_each_leave_one_record_with_the_right_fields() {
             .to_string();
         expected.insert(id, want);
     };
-    for i in 0..40 {
+    for i in 0..35 {
         send(
             "secret-ok-key",
             ask("m", &format!("hello {i}")),
@@ -115,6 +115,20 @@ fn mixed_requests_each_leave_one_record_with_the_right_fields() {
     }
     for _ in 0..10 {
         send("secret-ok-key", ask("fb", "fall back"), (200, None));
+    }
+    // One answer cached at the caller's request, then served four times from the cache.
+    for _ in 0..5 {
+        let r = post_json(
+            &format!("{}/v1/chat/completions", gw.url),
+            &[
+                ("authorization", "Bearer secret-ok-key"),
+                ("x-tollgate-cache", "exact"),
+            ],
+            &ask("m", "cache me"),
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+        let id = r.header("x-tollgate-request-id").unwrap().to_string();
+        expected.insert(id, (200, None));
     }
     // The budget key: allowed while the budget lasts, then 402.
     let mut budget_refusals = 0;
@@ -147,7 +161,7 @@ fn mixed_requests_each_leave_one_record_with_the_right_fields() {
         assert_eq!(r["status"], *status, "{r}");
         assert_eq!(r["error_type"].as_str(), *error, "{r}");
         assert_eq!(r["endpoint"], "chat", "{r}");
-        if *status == 200 {
+        if *status == 200 && r["cache"] != "hit-exact" {
             assert_eq!(r["provider"], "good", "{r}");
             assert!(r["prompt_tokens"].as_u64().unwrap() > 0, "{r}");
             assert!(r["cost_usd"].as_f64().unwrap() > 0.0, "{r}");
@@ -156,6 +170,12 @@ fn mixed_requests_each_leave_one_record_with_the_right_fields() {
     }
     let of_kind = |f: &dyn Fn(&Value) -> bool| records.iter().filter(|r| f(r)).count();
     assert_eq!(of_kind(&|r| r["stream"] == true), 10);
+    assert_eq!(of_kind(&|r| r["cache"] == "hit-exact"), 4);
+    assert_eq!(of_kind(&|r| r["cache"] == "miss"), 1);
+    let hit = records.iter().find(|r| r["cache"] == "hit-exact").unwrap();
+    assert_eq!(hit["cost_usd"], 0.0, "{hit}");
+    assert_eq!(hit["prompt_tokens"], 0, "{hit}");
+    assert_eq!(hit["attempts"], json!([]), "a hit calls no provider: {hit}");
     assert_eq!(of_kind(&|r| r["requested_model"] == "fb"), 10);
     let fallback = records
         .iter()

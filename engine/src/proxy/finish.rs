@@ -160,7 +160,9 @@ fn log_record(
         })
         .collect();
     // The attempt that answered is not among the failed ones the proxy lists.
-    if let (Some(provider), None) = (&r.provider, &r.error) {
+    // A cache hit made no attempt at all.
+    let answered = r.cache != super::cached::CacheResult::HitExact;
+    if let (Some(provider), None, true) = (&r.provider, &r.error, answered) {
         attempts.push(AttemptRecord {
             provider: provider.to_string(),
             model: r.model.clone(),
