@@ -141,7 +141,10 @@ impl RequestLog {
             options.batch_max = options.batch_max.max(1);
             std::thread::Builder::new()
                 .name("tollgate-reqlog".into())
-                .spawn(move || run(rx, &*store, &counters, options))
+                .spawn(move || {
+                    yield_to_requests();
+                    run(rx, &*store, &counters, options)
+                })
                 .map_err(Error::Thread)?
         };
         Ok(RequestLog {
@@ -241,6 +244,19 @@ impl RequestLog {
             .as_ref()
             .map(|w| &*w.store)
             .ok_or(Error::Disabled)
+    }
+}
+
+/// Lowers this thread's scheduling priority (nice 10). The log can wait; requests cannot: when
+/// the cores are busy the scheduler then gives the request workers most of the CPU, and the
+/// writer catches up in idle time (its queue absorbs the delay). Best effort: a refusal
+/// leaves the default priority.
+fn yield_to_requests() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: plain syscalls on the calling thread's own id; no memory is passed.
+    unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        libc::setpriority(libc::PRIO_PROCESS, tid, 10);
     }
 }
 
