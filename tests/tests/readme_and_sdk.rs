@@ -116,6 +116,7 @@ fn check_readme_config(name: &str) -> String {
         .args(["check", "-c", path.to_str().unwrap()])
         .env("OPENAI_API_KEY", "sk-test")
         .env("TG_KEY_ML", "tg-test")
+        .env("OTEL_TOKEN", "otel-test")
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -137,4 +138,12 @@ fn readme_limits_example_compiles() {
 fn readme_policy_example_compiles() {
     let stdout = check_readme_config("policy");
     assert!(stdout.contains("2 providers, 1 virtual keys"), "{stdout}");
+}
+
+#[test]
+fn readme_logs_cache_and_traces_examples_compile() {
+    for name in ["logs", "cache", "traces"] {
+        let stdout = check_readme_config(name);
+        assert!(stdout.contains("0 providers"), "{name}: {stdout}");
+    }
 }
