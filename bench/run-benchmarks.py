@@ -18,6 +18,8 @@ Sections:
   logging the full-policy gateway with its request log as target and the same gateway with
           `logs: {kind: none}` as "direct", interleaved: the cost of the request log at 5k req/s;
           then each of the two alone against the mock (rows in the open-loop table)
+  cache   the minimal and full-policy gateways with `cache: {mode: exact}` at 5k req/s, every
+          request after the warm-up a repeat: the cost of an exact hit (open-loop table)
 
 The full-policy config (gen-config): 1,000 keys, 50 teams, 10 customers, limits on every tier,
 100 routing rules, 5 guardrails, memory state, the request log in SQLite (`full-nolog`: the
@@ -46,7 +48,7 @@ CHAT = "/v1/chat/completions"
 CLOSED_KINDS = ["mock", "nginx", "gateway-full", "gateway-keys", "gateway-minimal",
                 "gateway-full-1worker"]
 OPEN_KINDS = ["nginx", "gateway-full", "gateway-minimal"]
-ALL_KINDS = CLOSED_KINDS + ["gateway-full-nolog"]
+ALL_KINDS = CLOSED_KINDS + ["gateway-full-nolog", "gateway-minimal-cache", "gateway-full-cache"]
 
 
 def log(msg):
@@ -278,6 +280,11 @@ class Bench:
             key, keys_file = None, keys
         else:
             cfg, key, keys_file = ROOT / "bench" / "minimal.yaml", BENCH_KEY, None
+        if variant == "cache":
+            # The same config answering repeated requests from the exact cache (memory store).
+            cached = self.work / f"{config}-cache-{latency_ms}.yaml"
+            cached.write_text(Path(cfg).read_text() + "\ncache: {mode: exact, ttl: 1h}\n")
+            cfg = cached
         p = Proc(
             name,
             [str(self.bin / "tollgate"), "serve", "-c", str(cfg)],
@@ -497,6 +504,10 @@ http {{
                     for stream in [False, True]:
                         self.open_loop("gateway-full", 5000, stream, 0, rep, direct_kind="nginx")
                     self.open_loop("gateway-keys", 5000, False, 0, rep, direct_kind="nginx")
+                if "cache" in sections:
+                    # Every request after the warm-up repeats one seen before: all hits.
+                    for kind in ["gateway-minimal-cache", "gateway-full-cache"]:
+                        self.open_loop(kind, 5000, False, 0, rep)
                 if "logging" in sections:
                     for stream in [False, True]:
                         self.open_loop("gateway-full", 5000, stream, 0, rep,

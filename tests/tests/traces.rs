@@ -228,4 +228,13 @@ virtual_keys: [{{id: vk-t, key: vk-secret-traced}}]
         .unwrap();
     assert!(!status.success());
     assert!(err.contains("traces.endpoint"), "{err}");
+    // `tollgate check` finds it too, with its position.
+    let out = tollgate_e2e::run_tollgate(&["check", "-c", path.to_str().unwrap()]);
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        text.contains("traces.endpoint") && text.contains(":1:"),
+        "{text}"
+    );
 }

@@ -145,6 +145,17 @@ pub fn compile_with(loaded: &LoadedConfig, store: &MemoryStore) -> Result<Plan, 
             "snapshot_interval must be above 0",
         ));
     }
+    if let Some(endpoint) = &cfg.traces.endpoint {
+        let ok = endpoint
+            .parse::<http::Uri>()
+            .is_ok_and(|u| matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some());
+        if !ok {
+            errors.push(loaded.error_at(
+                "traces.endpoint",
+                format!("traces.endpoint `{endpoint}` is not an http:// or https:// URL"),
+            ));
+        }
+    }
     if cfg.cache.mode == crate::cache::CacheMode::Semantic {
         errors.push(loaded.error_at(
             "cache.mode",
