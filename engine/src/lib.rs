@@ -5,6 +5,7 @@
 //! carries the call upstream; `telemetry` counts what happened.
 
 pub mod admission;
+pub mod aws;
 pub mod cli;
 pub mod compile;
 pub mod config;

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use super::{anthropic, openai};
+use super::{anthropic, bedrock, openai};
 
 /// The output bound sent to Anthropic when an OpenAI request has none.
 const DEFAULT_MAX_TOKENS: u64 = 4096;
@@ -29,6 +29,11 @@ fn translate(direction: &str, kind: &str, input: &Value) -> Result<Value, String
             ("openai_to_anthropic", "response") => openai::response_from_openai(input)
                 .and_then(|ir| anthropic::response_to_anthropic(&ir)),
             ("anthropic_to_openai", "response") => anthropic::response_from_anthropic(input)
+                .map(|ir| openai::response_to_openai(&ir, CREATED)),
+            ("openai_to_bedrock", "request") => {
+                openai::request_from_openai(input).and_then(|ir| bedrock::request_to_bedrock(&ir))
+            }
+            ("bedrock_to_openai", "response") => bedrock::response_from_bedrock(input)
                 .map(|ir| openai::response_to_openai(&ir, CREATED)),
             _ => return Err(format!("unknown golden direction {direction}/{kind}")),
         };
@@ -107,6 +112,16 @@ fn golden_openai_to_anthropic() {
 #[test]
 fn golden_anthropic_to_openai() {
     run_direction("anthropic_to_openai");
+}
+
+#[test]
+fn golden_openai_to_bedrock() {
+    run_direction("openai_to_bedrock");
+}
+
+#[test]
+fn golden_bedrock_to_openai() {
+    run_direction("bedrock_to_openai");
 }
 
 /// Every golden input also goes through its own format and back with its meaning intact:
