@@ -277,6 +277,7 @@ fn assert_stream_is_complete(client: WireFormat, output: &[u8], input: &[u8]) {
         WireFormat::Anthropic => {
             matches!(last.0.as_deref(), Some("message_stop") | Some("error"))
         }
+        WireFormat::Bedrock => unreachable!("Bedrock is never a client format"),
     };
     assert!(terminated, "stream ends with {last:?} for {:?}", context());
     let terminators = events
