@@ -1,5 +1,6 @@
-//! AWS Bedrock Converse API, provider side: IR requests → Converse bodies (`request`), Converse
-//! responses → IR (`response`), and Bedrock's error answers (`error`). Streams are in
+//! AWS Bedrock Converse API, mainly the provider side: IR requests → Converse bodies and
+//! Converse responses → IR, plus the reverse directions (`request`, `response`), and Bedrock's
+//! error answers (`error`). Streams are in
 //! `stream::bedrock`, over the binary framing of `stream::eventstream`; request signing is in
 //! `crate::aws::sigv4`.
 //!
@@ -17,8 +18,8 @@ mod request;
 mod response;
 
 pub use error::{error_message, exception_name};
-pub use request::request_to_bedrock;
-pub use response::response_from_bedrock;
+pub use request::{request_from_bedrock, request_to_bedrock};
+pub use response::{response_from_bedrock, response_to_bedrock};
 
 /// The path of a Converse call for a model id: `/model/{id}/converse`, or `/converse-stream`
 /// for a streamed answer. The id is percent-encoded once here (ids such as

@@ -1,6 +1,6 @@
 //! Bedrock Converse response body → IR.
 
-use serde_json::{Map, Value};
+use serde_json::{json, Map, Value};
 
 use crate::translate::ir::{
     ChatResponse, ContentPart, FinishReason, ToolArguments, ToolCall, TranslateError, Usage,
@@ -88,6 +88,89 @@ pub(crate) fn usage_from_bedrock(value: &Value, at: &Loc) -> Result<Usage, Trans
         cached_input_tokens: cache_read,
         cache_creation_input_tokens: cache_write,
     })
+}
+
+/// The Converse `usage` object of an IR usage (the reverse of [`usage_from_bedrock`]).
+fn usage_to_bedrock(usage: &Usage) -> Value {
+    let uncached = usage
+        .input_tokens
+        .saturating_sub(usage.cached_input_tokens)
+        .saturating_sub(usage.cache_creation_input_tokens);
+    let mut obj = Map::new();
+    obj.insert("inputTokens".into(), uncached.into());
+    obj.insert("outputTokens".into(), usage.output_tokens.into());
+    obj.insert(
+        "totalTokens".into(),
+        usage
+            .input_tokens
+            .saturating_add(usage.output_tokens)
+            .into(),
+    );
+    // Bedrock sends the cache counts only when prompt caching was in play.
+    if usage.cached_input_tokens > 0 {
+        obj.insert(
+            "cacheReadInputTokens".into(),
+            usage.cached_input_tokens.into(),
+        );
+    }
+    if usage.cache_creation_input_tokens > 0 {
+        obj.insert(
+            "cacheWriteInputTokens".into(),
+            usage.cache_creation_input_tokens.into(),
+        );
+    }
+    Value::Object(obj)
+}
+
+fn finish_to_bedrock<'a>(reason: Option<&'a FinishReason>, stop_sequence: Option<&str>) -> &'a str {
+    match reason {
+        Some(FinishReason::Length) => "max_tokens",
+        Some(FinishReason::ToolCalls) => "tool_use",
+        Some(FinishReason::ContentFilter) => "content_filtered",
+        Some(FinishReason::Other(other)) => other,
+        Some(FinishReason::Stop) | None if stop_sequence.is_some() => "stop_sequence",
+        Some(FinishReason::Stop) | None => "end_turn",
+    }
+}
+
+/// Renders the IR as a Converse response body (for tests and for a Bedrock-shaped answer).
+/// A refusal becomes text with `content_filtered`, as Converse has no refusal field; the id and
+/// model have no place in the body and are dropped.
+pub fn response_to_bedrock(resp: &ChatResponse) -> Result<Value, TranslateError> {
+    let root = Loc::Root;
+    let content_at = root.field("content");
+    let mut blocks = Vec::with_capacity(resp.content.len() + 1);
+    for (i, part) in resp.content.iter().enumerate() {
+        match part {
+            ContentPart::Text(text) if text.is_empty() => {}
+            ContentPart::Text(text) => blocks.push(json!({"text": text})),
+            ContentPart::ToolCall(call) => {
+                let input = call.arguments.to_object().map_err(|e| {
+                    content_at
+                        .index(i)
+                        .error(format!("tool call `{}`: {e}", call.id))
+                })?;
+                blocks.push(
+                    json!({"toolUse": {"toolUseId": call.id, "name": call.name, "input": input}}),
+                );
+            }
+            // Not produced by any response parser; nothing a Converse answer could show.
+            ContentPart::Image(_) | ContentPart::ToolResult(_) => {}
+        }
+    }
+    if let Some(refusal) = resp.refusal.as_ref().filter(|r| !r.is_empty()) {
+        blocks.push(json!({"text": refusal}));
+    }
+    let stop_reason = if resp.refusal.is_some() {
+        "content_filtered"
+    } else {
+        finish_to_bedrock(resp.finish_reason.as_ref(), resp.stop_sequence.as_deref())
+    };
+    Ok(json!({
+        "output": {"message": {"role": "assistant", "content": blocks}},
+        "stopReason": stop_reason,
+        "usage": usage_to_bedrock(&resp.usage.unwrap_or_default()),
+    }))
 }
 
 pub(crate) fn finish_from_bedrock(reason: &str) -> FinishReason {
