@@ -135,6 +135,90 @@ fn suite_post_x_www_form_urlencoded() {
     );
 }
 
+/// Suite vectors for encoding: the path and the query as given are encoded (once more).
+#[test]
+fn suite_unreserved_and_utf8_paths_and_queries() {
+    const UNRESERVED: &str = "-._~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let unreserved_query = format!("{UNRESERVED}={UNRESERVED}");
+    let unreserved_path = format!("/{UNRESERVED}");
+    let cases: [(&str, &str, &str); 4] = [
+        (
+            unreserved_path.as_str(),
+            "",
+            "07ef7494c76fa4850883e2b006601f940f8a34d404d0cfa977f52a65bbf5f24f",
+        ),
+        (
+            "/\u{1234}",
+            "",
+            "8318018e0b0f223aa2bbf98705b62bb787dc9c0e678f255a891fd03141be5d85",
+        ),
+        (
+            "/",
+            unreserved_query.as_str(),
+            "9c3e54bfcdf0b19771a7f523ee5669cdf59bc7cc0884027167c21bb143a40197",
+        ),
+        (
+            "/",
+            "\u{1234}=bar",
+            "2cdec8eed098649ff3a119c94853b13c643bcf08f8b0a1d91e12c9027818dd04",
+        ),
+    ];
+    for (path, query, signature) in cases {
+        let request = SignableRequest {
+            method: "GET",
+            path,
+            query,
+            headers: &[HOST],
+            payload: b"",
+        };
+        assert_eq!(
+            sign(&request, &suite_params("service")).authorization,
+            suite_authorization("host;x-amz-date", signature),
+            "path {path:?} query {query:?}"
+        );
+    }
+}
+
+/// Suite vectors for header canonicalization: trimmed values with inner runs of spaces
+/// collapsed, and a repeated header joined in order.
+#[test]
+fn suite_header_value_trim_and_key_duplicate() {
+    let trim = SignableRequest {
+        method: "GET",
+        path: "/",
+        query: "",
+        headers: &[
+            HOST,
+            ("My-Header1", " value1"),
+            ("My-Header2", " \"a   b   c\""),
+        ],
+        payload: b"",
+    };
+    assert_eq!(
+        sign(&trim, &suite_params("service")).authorization,
+        suite_authorization(
+            "host;my-header1;my-header2;x-amz-date",
+            "acc3ed3afb60bb290fc8d2dd0098b9911fcaa05412b367055dee359757a9c736"
+        )
+    );
+    let duplicate = SignableRequest {
+        headers: &[
+            HOST,
+            ("My-Header1", "value2"),
+            ("My-Header1", "value2"),
+            ("My-Header1", "value1"),
+        ],
+        ..trim
+    };
+    assert_eq!(
+        sign(&duplicate, &suite_params("service")).authorization,
+        suite_authorization(
+            "host;my-header1;x-amz-date",
+            "c9d5ea9f3f72853aea855b47ea873832890dbdd183b4468f858259531a5138ea"
+        )
+    );
+}
+
 /// The worked example of the SigV4 documentation: IAM `ListUsers`.
 #[test]
 fn documentation_iam_list_users_example() {

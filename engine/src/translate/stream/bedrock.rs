@@ -11,7 +11,7 @@
 //! `message`; an `error` message carries `:error-code` and `:error-message` headers.
 //!
 //! ConverseStream says neither a response id nor the model, so `Start` carries what the caller
-//! set with [`ConverseStreamDecoder::with_identity`] (empty by default). Reasoning deltas are
+//! set with [`ConverseStreamDecoder::set_identity`] (empty by default). Reasoning deltas are
 //! dropped.
 
 use serde::Deserialize;
@@ -108,14 +108,11 @@ impl ConverseStreamDecoder {
         Self::default()
     }
 
-    /// A decoder whose `Start` event reports this response id and model (the gateway's own id
-    /// for the call, and the model id it put in the URL).
-    pub fn with_identity(id: String, model: String) -> Self {
-        ConverseStreamDecoder {
-            id,
-            model,
-            ..Self::default()
-        }
+    /// The response id and model that `Start` reports (the gateway's own id for the call, and
+    /// the model id it put in the URL). Takes effect for a `messageStart` not decoded yet.
+    pub fn set_identity(&mut self, id: String, model: String) {
+        self.id = id;
+        self.model = model;
     }
 
     /// Decodes one event-stream message, appending what it means to `out`.

@@ -166,7 +166,7 @@ impl StreamTranslator {
     /// nothing for them. Call it before the first [`StreamTranslator::feed`].
     pub fn set_response_identity(&mut self, id: String, model: String) {
         if let Decoder::Bedrock(decoder) = &mut self.decoder {
-            *decoder = ConverseStreamDecoder::with_identity(id, model);
+            decoder.set_identity(id, model);
         }
     }
 
