@@ -6,6 +6,7 @@
 //! every request.
 
 pub mod admission;
+pub mod aws;
 pub mod cache;
 pub mod cli;
 pub mod compile;

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use super::{anthropic, gemini, openai, responses};
+use super::{anthropic, bedrock, gemini, openai, responses};
 
 /// The output bound sent to Anthropic when an OpenAI request has none.
 const DEFAULT_MAX_TOKENS: u64 = 4096;
@@ -45,6 +45,11 @@ fn translate(direction: &str, kind: &str, input: &Value) -> Result<Value, String
                 .map(|ir| openai::response_to_openai(&ir, CREATED)),
             ("openai_to_responses", "response") => openai::response_from_openai(input)
                 .map(|ir| responses::response_to_responses(&ir, CREATED)),
+            ("openai_to_bedrock", "request") => {
+                openai::request_from_openai(input).and_then(|ir| bedrock::request_to_bedrock(&ir))
+            }
+            ("bedrock_to_openai", "response") => bedrock::response_from_bedrock(input)
+                .map(|ir| openai::response_to_openai(&ir, CREATED)),
             _ => return Err(format!("unknown golden direction {direction}/{kind}")),
         };
     result.map_err(|e| e.to_string())
@@ -147,6 +152,16 @@ fn golden_responses_to_anthropic() {
 #[test]
 fn golden_openai_to_responses() {
     run_direction("openai_to_responses");
+}
+
+#[test]
+fn golden_openai_to_bedrock() {
+    run_direction("openai_to_bedrock");
+}
+
+#[test]
+fn golden_bedrock_to_openai() {
+    run_direction("bedrock_to_openai");
 }
 
 /// Every golden input also goes through its own format and back with its meaning intact:

@@ -3,6 +3,7 @@
 //! Requests and whole responses: `ir`, `openai`, `anthropic`. Streams: `stream`.
 
 pub mod anthropic;
+pub mod bedrock;
 pub mod gemini;
 pub mod ir;
 mod json_access;

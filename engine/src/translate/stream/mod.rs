@@ -7,6 +7,8 @@
 //!
 //! - [`sse`]: SSE framing (byte chunks split anywhere → whole events), bounded per event.
 //! - [`openai`], [`anthropic`]: the decoder and encoder of each format.
+//! - [`eventstream`], [`bedrock`]: AWS's binary event-stream framing and the Bedrock
+//!   ConverseStream decoder (an upstream-only format: no encoder).
 //! - [`StreamTranslator`]: framing + decoder + encoder, what the proxy will drive.
 //!
 //! What has no counterpart in the other format is dropped, not approximated: OpenAI choices
@@ -15,6 +17,8 @@
 //! cache-write count on the OpenAI side (its usage has no such field).
 
 pub mod anthropic;
+pub mod bedrock;
+pub mod eventstream;
 pub mod gemini;
 pub mod openai;
 pub mod responses;
@@ -22,9 +26,11 @@ pub mod sse;
 mod translator;
 
 #[cfg(test)]
+mod bedrock_tests;
+#[cfg(test)]
 mod tests;
 
-pub use translator::{EncoderOptions, StreamTranslator, WireFormat};
+pub use translator::{EncoderOptions, StreamTranslator, UnsupportedClientFormat, WireFormat};
 
 /// One thing that happened in a streamed chat completion, independent of the wire format.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,6 +120,10 @@ pub enum StreamError {
     InvalidUtf8,
     #[error("upstream stream event is not valid JSON for this format: {0}")]
     InvalidJson(String),
+    #[error("upstream event-stream message exceeds {limit} bytes")]
+    FrameTooLarge { limit: usize },
+    #[error("upstream event-stream framing is invalid: {0}")]
+    InvalidFrame(String),
 }
 
 impl From<serde_json::Error> for StreamError {

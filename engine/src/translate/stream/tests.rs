@@ -307,6 +307,7 @@ fn assert_stream_is_complete(client: WireFormat, output: &[u8], input: &[u8]) {
         WireFormat::Gemini => {
             last.1.get("error").is_some() || last.1.pointer("/candidates/0/finishReason").is_some()
         }
+        WireFormat::Bedrock => unreachable!("Bedrock is never a client format"),
     };
     assert!(terminated, "stream ends with {last:?} for {:?}", context());
     let terminators = events

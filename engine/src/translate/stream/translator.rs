@@ -1,8 +1,10 @@
-//! One upstream stream in one format → one client stream in another: SSE framing, the
-//! upstream format's decoder and the client format's encoder, with the buffers reused between
-//! chunks.
+//! One upstream stream in one format → one client stream in another: framing (SSE, or the AWS
+//! event-stream binary framing for Bedrock), the upstream format's decoder and the client
+//! format's encoder, with the buffers reused between chunks.
 
 use super::anthropic::{MessageDecoder, MessageEncoder};
+use super::bedrock::ConverseStreamDecoder;
+use super::eventstream::{EventStreamDecoder, Message as FrameMessage};
 use super::gemini::{ContentDecoder, ContentEncoder};
 use super::openai::{ChunkDecoder, ChunkEncoder};
 use super::responses::ResponsesEncoder;
@@ -22,7 +24,16 @@ pub enum WireFormat {
     /// OpenAI Responses API events: a client format only. As an upstream format every
     /// stream is refused with an error event, since no provider is sent this format.
     Responses,
+    /// Bedrock ConverseStream: binary event-stream messages, not SSE. Upstream only: no client
+    /// speaks it, so there is no encoder, and [`StreamTranslator::try_new`] refuses it as the
+    /// client format.
+    Bedrock,
 }
+
+/// A format that can be decoded from an upstream but not encoded for a client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is an upstream-only stream format and cannot be sent to a client")]
+pub struct UnsupportedClientFormat(pub WireFormat);
 
 /// What the client-side encoder needs to know that the upstream stream does not say.
 #[derive(Debug, Clone, Copy)]
@@ -31,7 +42,7 @@ pub struct EncoderOptions {
     pub created: i64,
     /// The OpenAI client asked for `stream_options.include_usage`.
     pub include_usage: bool,
-    /// Largest upstream SSE event accepted.
+    /// Largest upstream SSE event (or event-stream message, for Bedrock) accepted.
     pub max_event_bytes: usize,
 }
 
@@ -50,8 +61,17 @@ enum Decoder {
     OpenAi(ChunkDecoder),
     Anthropic(MessageDecoder),
     Gemini(ContentDecoder),
+    Bedrock(ConverseStreamDecoder),
     /// A format the gateway never reads from a provider.
     Unsupported(WireFormat),
+}
+
+/// How upstream bytes become whole events: the text SSE framing, or AWS's binary event-stream
+/// framing (Bedrock), whose bytes must never reach the SSE parser.
+#[derive(Debug)]
+enum Framing {
+    Sse(SseDecoder),
+    EventStream(EventStreamDecoder),
 }
 
 #[derive(Debug)]
@@ -90,11 +110,12 @@ impl Encoder {
 /// Upstream bytes after that end are ignored.
 #[derive(Debug)]
 pub struct StreamTranslator {
-    sse: SseDecoder,
+    framing: Framing,
     decoder: Decoder,
     encoder: Encoder,
     /// Reused between chunks so a steady stream allocates only event payloads.
     sse_events: Vec<SseEvent>,
+    frames: Vec<FrameMessage>,
     ir_events: Vec<StreamEvent>,
     finish_seen: bool,
     /// Every count the upstream reported, whatever the client asked to see: for settling
@@ -103,29 +124,62 @@ pub struct StreamTranslator {
 }
 
 impl StreamTranslator {
+    /// A translator from `upstream` to `client`. An upstream-only `client` format
+    /// ([`WireFormat::Bedrock`]) gets OpenAI chunks instead; callers that pick the client format
+    /// at run time use [`StreamTranslator::try_new`] to be told.
     pub fn new(upstream: WireFormat, client: WireFormat, options: EncoderOptions) -> Self {
+        Self::build(
+            upstream,
+            encoder_for(client, &options).unwrap_or_else(|_| {
+                Encoder::OpenAi(ChunkEncoder::new(options.created, options.include_usage))
+            }),
+            &options,
+        )
+    }
+
+    /// A translator from `upstream` to `client`, or an error when `client` has no encoder.
+    pub fn try_new(
+        upstream: WireFormat,
+        client: WireFormat,
+        options: EncoderOptions,
+    ) -> Result<Self, UnsupportedClientFormat> {
+        Ok(Self::build(
+            upstream,
+            encoder_for(client, &options)?,
+            &options,
+        ))
+    }
+
+    fn build(upstream: WireFormat, encoder: Encoder, options: &EncoderOptions) -> Self {
+        let sse = || Framing::Sse(SseDecoder::new(options.max_event_bytes));
+        let (framing, decoder) = match upstream {
+            WireFormat::OpenAi => (sse(), Decoder::OpenAi(ChunkDecoder::new())),
+            WireFormat::Anthropic => (sse(), Decoder::Anthropic(MessageDecoder::new())),
+            WireFormat::Gemini => (sse(), Decoder::Gemini(ContentDecoder::new())),
+            WireFormat::Bedrock => (
+                Framing::EventStream(EventStreamDecoder::new(options.max_event_bytes)),
+                Decoder::Bedrock(ConverseStreamDecoder::new()),
+            ),
+            other => (sse(), Decoder::Unsupported(other)),
+        };
         StreamTranslator {
-            sse: SseDecoder::new(options.max_event_bytes),
-            decoder: match upstream {
-                WireFormat::OpenAi => Decoder::OpenAi(ChunkDecoder::new()),
-                WireFormat::Anthropic => Decoder::Anthropic(MessageDecoder::new()),
-                WireFormat::Gemini => Decoder::Gemini(ContentDecoder::new()),
-                other => Decoder::Unsupported(other),
-            },
-            encoder: match client {
-                WireFormat::OpenAi => {
-                    Encoder::OpenAi(ChunkEncoder::new(options.created, options.include_usage))
-                }
-                WireFormat::Anthropic => Encoder::Anthropic(MessageEncoder::new()),
-                WireFormat::Gemini => Encoder::Gemini(ContentEncoder::new()),
-                WireFormat::Responses => {
-                    Encoder::Responses(Box::new(ResponsesEncoder::new(options.created)))
-                }
-            },
+            framing,
+            decoder,
+            encoder,
             sse_events: Vec::new(),
+            frames: Vec::new(),
             ir_events: Vec::new(),
             finish_seen: false,
             usage: Usage::default(),
+        }
+    }
+
+    /// Sets the response id and model that the client stream reports, for upstreams whose
+    /// stream names neither (Bedrock); other upstreams name both themselves, and this changes
+    /// nothing for them. Call it before the first [`StreamTranslator::feed`].
+    pub fn set_response_identity(&mut self, id: String, model: String) {
+        if let Decoder::Bedrock(decoder) = &mut self.decoder {
+            decoder.set_identity(id, model);
         }
     }
 
@@ -143,7 +197,10 @@ impl StreamTranslator {
         if self.is_ended() {
             return;
         }
-        let framed = self.sse.feed(chunk, &mut self.sse_events);
+        let framed = match &mut self.framing {
+            Framing::Sse(sse) => sse.feed(chunk, &mut self.sse_events),
+            Framing::EventStream(frames) => frames.feed(chunk, &mut self.frames),
+        };
         self.drain(framed, out);
     }
 
@@ -153,7 +210,10 @@ impl StreamTranslator {
         if self.is_ended() {
             return;
         }
-        let framed = self.sse.finish(&mut self.sse_events);
+        let framed = match &mut self.framing {
+            Framing::Sse(sse) => sse.finish(&mut self.sse_events),
+            Framing::EventStream(frames) => frames.finish(&mut self.frames),
+        };
         self.drain(framed, out);
         if self.is_ended() {
             return;
@@ -167,10 +227,12 @@ impl StreamTranslator {
     }
 
     /// Decodes and encodes the events framed so far; then reports a framing error, if any,
-    /// after them (the events before the bad bytes are still good).
+    /// after them (the events before the bad bytes are still good). Only one of the two framed
+    /// lists is ever filled, by the framing of the upstream format.
     fn drain(&mut self, framed: Result<(), StreamError>, out: &mut Vec<u8>) {
         let mut failure = framed.err();
-        for event in self.sse_events.drain(..) {
+        let mut sse_events = std::mem::take(&mut self.sse_events);
+        for event in sse_events.drain(..) {
             let decoded = match &mut self.decoder {
                 Decoder::OpenAi(decoder) => decoder.decode(&event, &mut self.ir_events),
                 Decoder::Anthropic(decoder) => decoder.decode(&event, &mut self.ir_events),
@@ -178,28 +240,71 @@ impl StreamTranslator {
                 Decoder::Unsupported(format) => Err(StreamError::InvalidJson(format!(
                     "the {format:?} stream format is not read from providers"
                 ))),
+                Decoder::Bedrock(_) => Ok(()),
             };
-            for ir in self.ir_events.drain(..) {
-                match &ir {
-                    StreamEvent::Finish { .. } => self.finish_seen = true,
-                    StreamEvent::Usage(usage) => self.usage.merge(usage),
-                    _ => {}
-                }
-                self.encoder.encode(&ir, out);
-            }
-            if let Err(err) = decoded {
-                failure = Some(err);
-                break;
-            }
-            if self.encoder.is_ended() {
+            if !self.emit(decoded, &mut failure, out) {
                 break;
             }
         }
-        self.sse_events.clear();
+        sse_events.clear();
+        self.sse_events = sse_events;
+        let mut frames = std::mem::take(&mut self.frames);
+        for frame in frames.drain(..) {
+            let decoded = match &mut self.decoder {
+                Decoder::Bedrock(decoder) => decoder.decode(&frame, &mut self.ir_events),
+                _ => Ok(()),
+            };
+            if !self.emit(decoded, &mut failure, out) {
+                break;
+            }
+        }
+        frames.clear();
+        self.frames = frames;
         if let Some(err) = failure {
             self.encoder.encode(&upstream_error(err.to_string()), out);
         }
     }
+
+    /// Encodes the IR events one upstream event decoded into; false when decoding must stop
+    /// (the upstream event was bad, or the client stream has ended).
+    fn emit(
+        &mut self,
+        decoded: Result<(), StreamError>,
+        failure: &mut Option<StreamError>,
+        out: &mut Vec<u8>,
+    ) -> bool {
+        for ir in self.ir_events.drain(..) {
+            match &ir {
+                StreamEvent::Finish { .. } => self.finish_seen = true,
+                StreamEvent::Usage(usage) => self.usage.merge(usage),
+                _ => {}
+            }
+            self.encoder.encode(&ir, out);
+        }
+        if let Err(err) = decoded {
+            *failure = Some(err);
+            return false;
+        }
+        !self.encoder.is_ended()
+    }
+}
+
+/// The encoder of a client format; upstream-only formats have none.
+fn encoder_for(
+    client: WireFormat,
+    options: &EncoderOptions,
+) -> Result<Encoder, UnsupportedClientFormat> {
+    Ok(match client {
+        WireFormat::OpenAi => {
+            Encoder::OpenAi(ChunkEncoder::new(options.created, options.include_usage))
+        }
+        WireFormat::Anthropic => Encoder::Anthropic(MessageEncoder::new()),
+        WireFormat::Gemini => Encoder::Gemini(ContentEncoder::new()),
+        WireFormat::Responses => {
+            Encoder::Responses(Box::new(ResponsesEncoder::new(options.created)))
+        }
+        WireFormat::Bedrock => return Err(UnsupportedClientFormat(client)),
+    })
 }
 
 fn upstream_error(message: String) -> StreamEvent {

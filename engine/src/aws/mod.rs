@@ -1,0 +1,3 @@
+//! What calling AWS services needs beyond HTTP: request signing (`sigv4`).
+
+pub mod sigv4;
