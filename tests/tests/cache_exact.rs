@@ -241,3 +241,36 @@ fn semantic_mode_is_refused_rather_than_quietly_exact() {
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("semantic cache is not available"), "{err}");
 }
+
+#[test]
+fn hits_can_be_left_out_of_request_limits() {
+    let mock = Mock::start(&[]);
+    let gw = Gateway::start(&format!(
+        "cache: {{mode: exact, count_hits_against_limits: false}}
+providers: [{{name: p, kind: openai_compatible, base_url: {}}}]
+virtual_keys:
+  - {{id: vk-a, key: key-a, rate_limit: {{requests: {{limit: 2, window: 1m}}}}}}
+",
+        mock.base_url()
+    ));
+    let body = json!({"model": "m", "messages": [{"role": "user", "content": "free repeats"}]});
+    let first = chat(&gw, "key-a", &body);
+    assert_eq!((first.status, cache_of(&first)), (200, "miss"));
+    for _ in 0..3 {
+        let r = chat(&gw, "key-a", &body);
+        assert_eq!((r.status, cache_of(&r)), (200, "hit-exact"), "{}", r.body);
+    }
+    assert_eq!(gw.used("virtual_key:vk-a", "requests"), json!(1));
+    // A new question still meets the limit as usual.
+    let other = json!({"model": "m", "messages": [{"role": "user", "content": "another"}]});
+    assert_eq!(chat(&gw, "key-a", &other).status, 200);
+    assert_eq!(
+        chat(
+            &gw,
+            "key-a",
+            &json!({"model": "m", "messages": [{"role": "user", "content": "third"}]})
+        )
+        .status,
+        429
+    );
+}
