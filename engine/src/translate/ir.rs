@@ -211,3 +211,41 @@ impl From<TranslateError> for crate::error::ApiError {
         crate::error::ApiError::new(crate::error::ErrorType::InvalidRequest, e.to_string())
     }
 }
+
+/// The turns of a conversation for the formats whose messages alternate `user` and
+/// `assistant` (Anthropic, Bedrock): tool results become user content, consecutive messages of
+/// one role merge into one turn, and a message whose parts all render to nothing is dropped.
+/// `render` renders one part (`None`: leave it out), given its role and JSON path.
+pub(crate) fn alternating_turns<F>(
+    messages: &[Message],
+    mut render: F,
+) -> Result<Vec<(&'static str, Vec<Value>)>, TranslateError>
+where
+    F: FnMut(&ContentPart, Role, &super::json_access::Loc) -> Result<Option<Value>, TranslateError>,
+{
+    let root = super::json_access::Loc::Root;
+    let messages_at = root.field("messages");
+    let mut out: Vec<(&'static str, Vec<Value>)> = Vec::with_capacity(messages.len());
+    for (i, message) in messages.iter().enumerate() {
+        let at = messages_at.index(i);
+        let content_at = at.field("content");
+        let role = match message.role {
+            Role::Assistant => "assistant",
+            Role::User | Role::Tool => "user",
+        };
+        let mut blocks = Vec::with_capacity(message.content.len());
+        for (j, part) in message.content.iter().enumerate() {
+            if let Some(block) = render(part, message.role, &content_at.index(j))? {
+                blocks.push(block);
+            }
+        }
+        if blocks.is_empty() {
+            continue;
+        }
+        match out.last_mut() {
+            Some((last_role, last_blocks)) if *last_role == role => last_blocks.extend(blocks),
+            _ => out.push((role, blocks)),
+        }
+    }
+    Ok(out)
+}

@@ -3,8 +3,8 @@
 use serde_json::{json, Map, Value};
 
 use crate::translate::ir::{
-    ChatRequest, ContentPart, Image, ImageSource, Message, Role, ToolArguments, ToolCall,
-    ToolChoice, ToolDefinition, ToolResult, TranslateError,
+    alternating_turns, ChatRequest, ContentPart, Image, ImageSource, Message, Role, ToolArguments,
+    ToolCall, ToolChoice, ToolDefinition, ToolResult, TranslateError,
 };
 use crate::translate::json_access::{
     as_array, as_object, as_str, optional, optional_bool, optional_f64, optional_str, optional_u64,
@@ -365,31 +365,7 @@ pub fn request_to_anthropic(
 /// that follows it. Whitespace-only text is left out, and a message left empty is dropped, since
 /// Anthropic refuses both.
 fn render_messages(messages: &[Message]) -> Result<Value, TranslateError> {
-    let root = Loc::Root;
-    let messages_at = root.field("messages");
-    let mut out: Vec<(&'static str, Vec<Value>)> = Vec::with_capacity(messages.len());
-    for (i, message) in messages.iter().enumerate() {
-        let content_at = messages_at.index(i);
-        let content_at = content_at.field("content");
-        let role = match message.role {
-            Role::Assistant => "assistant",
-            Role::User | Role::Tool => "user",
-        };
-        let mut blocks = Vec::with_capacity(message.content.len());
-        for (j, part) in message.content.iter().enumerate() {
-            if let Some(block) = render_part(part, message.role, &content_at.index(j))? {
-                blocks.push(block);
-            }
-        }
-        if blocks.is_empty() {
-            continue;
-        }
-        match out.last_mut() {
-            Some((last_role, last_blocks)) if *last_role == role => last_blocks.extend(blocks),
-            _ => out.push((role, blocks)),
-        }
-    }
-    Ok(out
+    Ok(alternating_turns(messages, render_part)?
         .into_iter()
         .map(|(role, blocks)| json!({"role": role, "content": blocks}))
         .collect())

@@ -3,8 +3,8 @@
 use serde_json::{json, Map, Value};
 
 use crate::translate::ir::{
-    ChatRequest, ContentPart, Image, ImageSource, Message, Role, ToolArguments, ToolCall,
-    ToolChoice, ToolDefinition, ToolResult, TranslateError,
+    alternating_turns, ChatRequest, ContentPart, Image, ImageSource, Message, Role, ToolArguments,
+    ToolCall, ToolChoice, ToolDefinition, ToolResult, TranslateError,
 };
 use crate::translate::json_access::{
     as_array, as_object, as_str, optional, optional_f64, optional_str, optional_u64, required,
@@ -330,31 +330,7 @@ fn render_tool(tool: &ToolDefinition) -> Value {
 /// messages that land on the same role are merged into one, and messages left empty (blank
 /// text only) are dropped.
 fn render_messages(req: &ChatRequest) -> Result<Value, TranslateError> {
-    let root = Loc::Root;
-    let messages_at = root.field("messages");
-    let mut out: Vec<(&'static str, Vec<Value>)> = Vec::new();
-    for (i, message) in req.messages.iter().enumerate() {
-        let at = messages_at.index(i);
-        let content_at = at.field("content");
-        let role = match message.role {
-            Role::Assistant => "assistant",
-            Role::User | Role::Tool => "user",
-        };
-        let mut blocks = Vec::with_capacity(message.content.len());
-        for (j, part) in message.content.iter().enumerate() {
-            if let Some(block) = render_part(part, message.role, &content_at.index(j))? {
-                blocks.push(block);
-            }
-        }
-        if blocks.is_empty() {
-            continue;
-        }
-        match out.last_mut() {
-            Some((last_role, last_blocks)) if *last_role == role => last_blocks.extend(blocks),
-            _ => out.push((role, blocks)),
-        }
-    }
-    Ok(out
+    Ok(alternating_turns(&req.messages, render_part)?
         .into_iter()
         .map(|(role, content)| json!({"role": role, "content": content}))
         .collect())
