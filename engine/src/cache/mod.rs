@@ -138,11 +138,21 @@ impl ResponseCache {
         }
     }
 
-    /// Stores an answer for `entry.ttl` in a background task (so it needs a Tokio runtime).
-    /// Only successful answers are kept: an error replayed for the TTL would outlive its
-    /// cause. Returns the task, which callers normally drop.
+    /// Stores an answer for `entry.ttl`: in place for the in-process store, in a background
+    /// task for Redis (so it needs a Tokio runtime). Only successful answers are kept: an
+    /// error replayed for the TTL would outlive its cause. Returns the task, if one was
+    /// started; callers normally drop it.
     pub fn store(&self, key: CacheKey, entry: Entry) -> Option<tokio::task::JoinHandle<()>> {
         if !(200..300).contains(&entry.status) || entry.ttl.is_zero() {
+            return None;
+        }
+        // The in-process store is a cheap map insert: done inline, so a client repeating its
+        // request right after the answer always hits (read-your-writes). Only a remote store
+        // is written from a task.
+        if let CacheStore::Memory(memory) = &self.store {
+            let ttl = entry.ttl;
+            memory.put(&key.exact, entry, ttl);
+            CacheMetrics::add(&self.metrics.stores);
             return None;
         }
         let Ok(permit) = Arc::clone(&self.pending).try_acquire_owned() else {
