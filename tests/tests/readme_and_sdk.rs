@@ -117,6 +117,8 @@ fn check_readme_config(name: &str) -> String {
         .env("OPENAI_API_KEY", "sk-test")
         .env("TG_KEY_ML", "tg-test")
         .env("OTEL_TOKEN", "otel-test")
+        .env("AWS_ACCESS_KEY_ID", "AKIDTEST")
+        .env("AWS_SECRET_ACCESS_KEY", "secret-test")
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -146,4 +148,10 @@ fn readme_logs_cache_and_traces_examples_compile() {
         let stdout = check_readme_config(name);
         assert!(stdout.contains("0 providers"), "{name}: {stdout}");
     }
+}
+
+#[test]
+fn readme_bedrock_example_compiles() {
+    let stdout = check_readme_config("bedrock");
+    assert!(stdout.contains("1 providers"), "{stdout}");
 }

@@ -2,6 +2,7 @@
 
 use super::check_unique;
 use super::limits::LimitRegistry;
+use crate::aws::AwsCredentials;
 use crate::config::units::DurationStr;
 use crate::config::{ConfigError, LoadedConfig, ProviderConfig, ProviderKind};
 use crate::plan::{
@@ -60,19 +61,22 @@ pub(super) fn compile_providers(
             // An Azure resource has its own host; there is no default.
             ProviderKind::Azure => None,
             ProviderKind::Gemini => Some("https://generativelanguage.googleapis.com"),
-            other => {
-                errors.push(loaded.error_at(
-                    &at("kind"),
-                    format!(
-                        "provider kind `{}` is not supported yet (supported: openai, openai_compatible, anthropic, gemini, azure)",
-                        kind_name(other)
-                    ),
-                ));
-                continue;
-            }
+            ProviderKind::Bedrock => None,
         };
         let wire = wire_of(p, loaded, i, errors);
-        let Some(base) = p.base_url.as_deref().or(default_base) else {
+        let aws_region = match bedrock_region(loaded, i, p, errors) {
+            Ok(region) => region,
+            Err(()) => continue,
+        };
+        let regional_base = aws_region
+            .as_deref()
+            .map(|r| format!("https://bedrock-runtime.{r}.amazonaws.com"));
+        let Some(base) = p
+            .base_url
+            .as_deref()
+            .or(default_base)
+            .or(regional_base.as_deref())
+        else {
             errors.push(loaded.error_at(
                 &format!("providers[{i}]"),
                 format!(
@@ -91,17 +95,32 @@ pub(super) fn compile_providers(
             Some(list) => matcher(loaded, &at("models"), list, errors),
         };
         let mut keys = Vec::with_capacity(p.keys.len());
+        if wire == ProviderWire::Bedrock && p.keys.is_empty() {
+            errors.push(loaded.error_at(
+                &at("keys"),
+                "a bedrock provider needs at least one key: `access_key_id` with \
+                 `secret_access_key` (signed requests), or `key` (a Bedrock API key)",
+            ));
+        }
         for (k, key) in p.keys.iter().enumerate() {
             let kat = format!("providers[{i}].keys[{k}]");
-            if key.key.is_empty() {
+            let Some(aws) = aws_credentials(loaded, &kat, p.kind, key, errors) else {
+                continue;
+            };
+            if aws.is_none() && key.key.is_empty() {
                 errors.push(loaded.error_at(&format!("{kat}.key"), "provider key is empty"));
                 continue;
             }
-            // Only OpenAI's bearer header wraps the key; Azure, Anthropic and Gemini send it bare.
-            let value = if wire == ProviderWire::OpenAi && p.kind != ProviderKind::Azure {
-                format!("Bearer {}", key.key)
-            } else {
-                key.key.clone()
+            // OpenAI's and Bedrock's bearer header wraps the key; Azure, Anthropic and Gemini
+            // send it bare. A signing key's value only tells keys apart (see ProviderKeyPlan).
+            let value = match (&aws, wire) {
+                (Some(aws), _) => aws.access_key_id.to_string(),
+                (None, ProviderWire::OpenAi | ProviderWire::Bedrock)
+                    if p.kind != ProviderKind::Azure =>
+                {
+                    format!("Bearer {}", key.key)
+                }
+                _ => key.key.clone(),
             };
             let Ok(mut authorization) = HeaderValue::from_str(&value) else {
                 errors.push(loaded.error_at(
@@ -114,6 +133,7 @@ pub(super) fn compile_providers(
             keys.push(ProviderKeyPlan {
                 name: key.name.clone().unwrap_or_else(|| format!("key{k}")).into(),
                 authorization,
+                aws,
                 weight: key.weight,
                 models: key
                     .models
@@ -166,12 +186,12 @@ pub(super) fn compile_providers(
             wire,
             auth_header: match (wire, p.kind) {
                 (_, ProviderKind::Azure) => HeaderName::from_static("api-key"),
-                (ProviderWire::OpenAi, _) => http::header::AUTHORIZATION,
+                (ProviderWire::OpenAi | ProviderWire::Bedrock, _) => http::header::AUTHORIZATION,
                 (ProviderWire::Anthropic { .. }, _) => HeaderName::from_static("x-api-key"),
                 (ProviderWire::Gemini, _) => HeaderName::from_static("x-goog-api-key"),
             },
             fixed_headers: match wire {
-                ProviderWire::OpenAi | ProviderWire::Gemini => Vec::new(),
+                ProviderWire::OpenAi | ProviderWire::Gemini | ProviderWire::Bedrock => Vec::new(),
                 ProviderWire::Anthropic { .. } => vec![(
                     HeaderName::from_static("anthropic-version"),
                     HeaderValue::from_static(ANTHROPIC_VERSION),
@@ -184,6 +204,7 @@ pub(super) fn compile_providers(
             models,
             timeouts: compile_timeouts(loaded, i, p, errors),
             client: None,
+            aws_region,
         });
     }
     out
@@ -293,10 +314,10 @@ fn wire_of(
             if p.default_max_tokens.is_some() {
                 misplaced("default_max_tokens", "anthropic", errors);
             }
-            if kind == ProviderKind::Gemini {
-                ProviderWire::Gemini
-            } else {
-                ProviderWire::OpenAi
+            match kind {
+                ProviderKind::Gemini => ProviderWire::Gemini,
+                ProviderKind::Bedrock => ProviderWire::Bedrock,
+                _ => ProviderWire::OpenAi,
             }
         }
     }
@@ -376,6 +397,13 @@ fn compile_urls(
         }
         return Some(ProviderUrls::Gemini { base: base.into() });
     }
+    if wire == ProviderWire::Bedrock {
+        if url("/model").is_none() {
+            bad_base(errors);
+            return None;
+        }
+        return Some(ProviderUrls::Bedrock { base: base.into() });
+    }
     // Anthropic's base URL is the host (its SDKs append `/v1/messages`); it has no
     // embeddings, and the proxy refuses them before any URL is used.
     let (chat_path, embeddings_path) = match wire {
@@ -398,4 +426,106 @@ fn kind_name(kind: ProviderKind) -> &'static str {
         ProviderKind::Azure => "azure",
         ProviderKind::Bedrock => "bedrock",
     }
+}
+
+/// Bedrock's `region`: required for kind bedrock (it is part of every signature), refused
+/// elsewhere. `Err`: the provider cannot be compiled.
+fn bedrock_region(
+    loaded: &LoadedConfig,
+    i: usize,
+    p: &ProviderConfig,
+    errors: &mut Vec<ConfigError>,
+) -> Result<Option<Box<str>>, ()> {
+    let at = format!("providers[{i}].region");
+    match (p.kind, p.region.as_deref()) {
+        (ProviderKind::Bedrock, None | Some("")) => {
+            errors.push(loaded.error_at(
+                &format!("providers[{i}]"),
+                format!(
+                    "provider `{}` of kind bedrock needs a region (e.g. us-east-1)",
+                    p.name
+                ),
+            ));
+            Err(())
+        }
+        (ProviderKind::Bedrock, Some(region)) => {
+            if region
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            {
+                Ok(Some(region.into()))
+            } else {
+                errors.push(loaded.error_at(
+                    &at,
+                    format!("region `{region}` may hold only lowercase letters, digits and `-`"),
+                ));
+                Err(())
+            }
+        }
+        (kind, Some(_)) => {
+            errors.push(loaded.error_at(
+                &at,
+                format!(
+                    "`region` applies to providers of kind bedrock, not {}",
+                    kind_name(kind)
+                ),
+            ));
+            Ok(None)
+        }
+        (_, None) => Ok(None),
+    }
+}
+
+/// A key's AWS credentials: `Some(Some(..))` for a Bedrock key that signs, `Some(None)` for a
+/// key without them, `None` when they are incomplete, mixed with `key`, or given to a
+/// provider that is not Bedrock (each an error).
+fn aws_credentials(
+    loaded: &LoadedConfig,
+    kat: &str,
+    kind: ProviderKind,
+    key: &crate::config::ProviderKeyConfig,
+    errors: &mut Vec<ConfigError>,
+) -> Option<Option<AwsCredentials>> {
+    let given = [
+        ("access_key_id", key.access_key_id.is_some()),
+        ("secret_access_key", key.secret_access_key.is_some()),
+        ("session_token", key.session_token.is_some()),
+    ];
+    if !given.iter().any(|(_, set)| *set) {
+        return Some(None);
+    }
+    if kind != ProviderKind::Bedrock {
+        for (field, _) in given.iter().filter(|(_, set)| *set) {
+            errors.push(loaded.error_at(
+                &format!("{kat}.{field}"),
+                format!(
+                    "`{field}` applies to keys of bedrock providers, not {}",
+                    kind_name(kind)
+                ),
+            ));
+        }
+        return None;
+    }
+    let (id, secret) = match (&key.access_key_id, &key.secret_access_key) {
+        (Some(id), Some(secret)) if !id.is_empty() && !secret.is_empty() => (id, secret),
+        _ => {
+            errors.push(loaded.error_at(
+                kat,
+                "AWS credentials need both `access_key_id` and `secret_access_key`, non-empty",
+            ));
+            return None;
+        }
+    };
+    if !key.key.is_empty() {
+        errors.push(loaded.error_at(
+            &format!("{kat}.key"),
+            "give either `key` (a Bedrock API key) or AWS credentials, not both",
+        ));
+        return None;
+    }
+    Some(Some(AwsCredentials {
+        access_key_id: id.as_str().into(),
+        secret_access_key: secret.as_str().into(),
+        session_token: key.session_token.as_deref().map(Into::into),
+    }))
 }

@@ -87,17 +87,86 @@ fn duplicate_ids_and_secrets_are_refused() {
 }
 
 #[test]
-fn unsupported_provider_kind_says_so() {
-    {
-        let kind = "bedrock";
-        let errs = build(&format!("providers: [{{name: a, kind: {kind}}}]")).unwrap_err();
-        assert!(
-            errs[0]
-                .message
-                .contains(&format!("`{kind}` is not supported yet")),
-            "{errs:?}"
-        );
-    }
+fn bedrock_provider_signs_for_its_region_and_puts_the_model_in_the_url() {
+    let plan = build(
+        "providers: [{name: b, kind: bedrock, region: eu-west-3,
+          keys: [{access_key_id: AKIDEXAMPLE, secret_access_key: s3cr3t, session_token: tok},
+                 {name: api, key: ABSKapikey}]}]",
+    )
+    .unwrap();
+    let p = &plan.providers[0];
+    assert_eq!(p.wire, crate::plan::ProviderWire::Bedrock);
+    assert_eq!(p.aws_region.as_deref(), Some("eu-west-3"));
+    let url = |stream| {
+        p.urls
+            .for_request(false, stream, "anthropic.claude-3-5-sonnet-20240620-v1:0")
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(
+        url(false),
+        "https://bedrock-runtime.eu-west-3.amazonaws.com/model/anthropic.claude-3-5-sonnet-20240620-v1%3A0/converse"
+    );
+    assert!(url(true).ends_with("/converse-stream"));
+    let signing = p.keys[0].aws.as_ref().expect("the first key signs");
+    assert_eq!(&*signing.access_key_id, "AKIDEXAMPLE");
+    assert_eq!(signing.session_token.as_deref(), Some("tok"));
+    assert!(!format!("{signing:?}").contains("s3cr3t"));
+    // A Bedrock API key is a bearer token.
+    assert!(p.keys[1].aws.is_none());
+    assert_eq!(p.keys[1].authorization.as_bytes(), b"Bearer ABSKapikey");
+
+    let plan = build(
+        "providers: [{name: b, kind: bedrock, region: us-east-1, base_url: 'http://127.0.0.1:9/',
+          keys: [{key: k}]}]",
+    )
+    .unwrap();
+    assert_eq!(
+        chat_url(&plan.providers[0]),
+        "http://127.0.0.1:9/model/m/converse"
+    );
+}
+
+#[test]
+fn bedrock_settings_are_checked() {
+    let errors = |text: &str| -> String {
+        build(text)
+            .unwrap_err()
+            .iter()
+            .map(|e| e.message.clone())
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let e = errors("providers: [{name: b, kind: bedrock, keys: [{key: k}]}]");
+    assert!(e.contains("needs a region"), "{e}");
+    let e = errors("providers: [{name: b, kind: bedrock, region: 'US East'}]");
+    assert!(e.contains("region `US East` may hold only"), "{e}");
+    let e = errors("providers: [{name: b, kind: bedrock, region: us-east-1}]");
+    assert!(e.contains("needs at least one key"), "{e}");
+    let e = errors(
+        "providers: [{name: b, kind: bedrock, region: us-east-1, keys: [{access_key_id: A}]}]",
+    );
+    assert!(
+        e.contains("need both `access_key_id` and `secret_access_key`"),
+        "{e}"
+    );
+    let e = errors(
+        "providers: [{name: b, kind: bedrock, region: us-east-1,
+          keys: [{key: k, access_key_id: A, secret_access_key: S}]}]",
+    );
+    assert!(e.contains("either `key`"), "{e}");
+    let e = errors(
+        "providers: [{name: o, kind: openai, region: us-east-1,
+          keys: [{access_key_id: A, secret_access_key: S}]}]",
+    );
+    assert!(
+        e.contains("`region` applies to providers of kind bedrock"),
+        "{e}"
+    );
+    assert!(
+        e.contains("`access_key_id` applies to keys of bedrock"),
+        "{e}"
+    );
 }
 
 #[test]

@@ -186,6 +186,10 @@ pub struct ProviderConfig {
     /// deployment of the same name.
     #[serde(default)]
     pub deployments: BTreeMap<String, String>,
+    /// Bedrock: the AWS region requests are signed for, and whose endpoint
+    /// (`https://bedrock-runtime.{region}.amazonaws.com`) is the default base_url.
+    #[serde(default)]
+    pub region: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Serialize)]
@@ -193,8 +197,18 @@ pub struct ProviderConfig {
 pub struct ProviderKeyConfig {
     #[serde(default)]
     pub name: Option<String>,
-    #[serde(serialize_with = "redact")]
+    /// The secret sent to the provider. For kind bedrock, either this (a Bedrock API key,
+    /// sent as a bearer token) or `access_key_id` with `secret_access_key` (SigV4).
+    #[serde(default, serialize_with = "redact")]
     pub key: String,
+    /// Bedrock: AWS credentials that sign each request (SigV4).
+    #[serde(default)]
+    pub access_key_id: Option<String>,
+    #[serde(default, serialize_with = "redact_opt")]
+    pub secret_access_key: Option<String>,
+    /// Bedrock: the session token of temporary credentials (STS).
+    #[serde(default, serialize_with = "redact_opt")]
+    pub session_token: Option<String>,
     #[serde(default = "one")]
     pub weight: u32,
     /// Restricts this key to some of the provider's models.

@@ -118,6 +118,9 @@ pub struct ProviderPlan {
     pub auth_header: HeaderName,
     /// Headers sent on every request to this provider (`anthropic-version`), built once here.
     pub fixed_headers: Vec<(HeaderName, HeaderValue)>,
+    /// Bedrock: the region requests are signed for (keys with AWS credentials sign each
+    /// attempt, as the signature covers the time and the body).
+    pub aws_region: Option<Box<str>>,
 }
 
 /// What a provider's chat endpoint speaks.
@@ -130,6 +133,9 @@ pub enum ProviderWire {
     Anthropic { default_max_tokens: u64 },
     /// Gemini `generateContent`: bodies are translated, the model goes in the URL.
     Gemini,
+    /// Bedrock Converse: bodies are translated, the model goes in the URL, requests are
+    /// signed (SigV4) per attempt and streams arrive in AWS's binary event-stream framing.
+    Bedrock,
 }
 
 impl ProviderPlan {
@@ -168,6 +174,11 @@ pub enum ProviderUrls {
         api_version: Box<str>,
         /// Deployment by model; a model not listed is its own deployment name.
         deployments: rustc_hash::FxHashMap<Box<str>, Box<str>>,
+    },
+    /// `{base}/model/{model id}/converse` (`/converse-stream` for a stream).
+    Bedrock {
+        /// Without a trailing `/`, checked to be an http(s) URL at compile time.
+        base: Box<str>,
     },
 }
 
@@ -218,6 +229,16 @@ impl ProviderUrls {
                     .parse()
                     .map_err(|e| format!("bad Azure URL for deployment `{deployment}`: {e}"))
             }
+            ProviderUrls::Bedrock { base } => {
+                if model.is_empty() {
+                    return Err("an empty model id cannot name a Bedrock model".into());
+                }
+                // The id is percent-encoded into one path segment, so any id is safe.
+                let path = crate::translate::bedrock::converse_path(model, stream);
+                format!("{base}{path}")
+                    .parse()
+                    .map_err(|e| format!("bad Bedrock URL for model `{model}`: {e}"))
+            }
         }
     }
 }
@@ -240,8 +261,11 @@ pub struct ProviderTimeouts {
 pub struct ProviderKeyPlan {
     pub name: Arc<str>,
     /// The value of the provider's `auth_header`: `Bearer <secret>`, or the bare secret for
-    /// `x-api-key`; marked sensitive so it never prints.
+    /// `x-api-key`; marked sensitive so it never prints. For a key with `aws` credentials it
+    /// is the access key id, never sent: it only tells keys apart.
     pub authorization: HeaderValue,
+    /// Bedrock: credentials that sign each attempt instead of a fixed header.
+    pub aws: Option<crate::aws::AwsCredentials>,
     pub weight: u32,
     pub models: Option<ModelMatcher>,
 }

@@ -9,6 +9,7 @@ use super::finish::{Caller, Finish, RequestReport};
 use super::inbound;
 use super::inbound::Inbound;
 use super::outbound::{self, Answerer};
+use super::provider_request::{self, UpstreamRequest};
 use super::relay::{Relay, StreamBounds};
 use super::request::RequestHead;
 use super::respond::{self, ProxyResponse, REQUEST_ID};
@@ -26,18 +27,13 @@ use crate::plan::KeyPlan;
 use crate::plan::{Plan, ProviderKeyPlan, ProviderPlan, ProviderWire};
 use crate::reliability::trackers::ProviderHealth;
 use crate::telemetry::{Endpoint, RequestOutcome, TraceContext};
-use crate::translate::stream::WireFormat;
 use bytes::Bytes;
 use http::header::{self, HeaderName};
 use http::{HeaderMap, HeaderValue, Request, Response};
-use http_body_util::{BodyExt, Full};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// Client headers passed upstream; everything else (the caller's credentials above all) stays here.
-const FORWARDED_REQUEST_HEADERS: [HeaderName; 2] =
-    [header::ACCEPT, HeaderName::from_static("openai-beta")];
 
 /// Upstream response headers that describe the connection or the provider account, not the answer.
 fn is_dropped_response_header(name: &HeaderName) -> bool {
@@ -464,78 +460,37 @@ async fn serve_route<'p>(
             )));
         }
     };
-    let upstream_body = match provider.wire {
-        ProviderWire::OpenAi => head.upstream_body(body, route.model, redacted_messages),
-        // Refused before anything is sent: a request the provider's format cannot take is the
-        // client's error, not the provider's, so it is final (no fallback).
-        wire => {
-            let translated = match wire {
-                _ if matches!(endpoint, Endpoint::Embeddings) => Err(ApiError::new(
-                    ErrorType::InvalidRequest,
-                    format!(
-                        "provider `{}` is of kind {}, which has no embeddings endpoint here",
-                        provider.name, provider.pricing_name
-                    ),
-                )),
-                ProviderWire::Anthropic { default_max_tokens } => translated::anthropic_request(
-                    body,
-                    route.model,
-                    redacted_messages,
-                    default_max_tokens,
-                ),
-                _ => translated::gemini_request(body, route.model, redacted_messages),
-            };
-            match translated {
-                Ok(b) => b,
-                Err(e) => {
-                    admitted.settle(None);
-                    served.model = route.model.to_string();
-                    return Ok(Err(e));
-                }
-            }
+    let upstream_body = match provider_request::body_for(
+        provider,
+        endpoint,
+        head,
+        body,
+        route.model,
+        redacted_messages,
+    ) {
+        Ok(b) => b,
+        Err(e) => {
+            admitted.settle(None);
+            served.model = route.model.to_string();
+            return Ok(Err(e));
         }
     };
     if gw.request_log.keeps_bodies() {
         served.bodies = Some((upstream_body.clone(), None));
     }
     let openai_wire = provider.wire == ProviderWire::OpenAi;
-    // The provider's spans join the request's trace, under the gateway's span.
-    let traceparent = served
-        .trace
-        .and_then(|t| HeaderValue::from_str(&t.header_for(&t.span_id)).ok());
-    let foreign = match provider.wire {
-        ProviderWire::Gemini => WireFormat::Gemini,
-        _ => WireFormat::Anthropic,
+    let foreign = provider_request::foreign_format(provider.wire);
+    let upstream_request = UpstreamRequest {
+        provider,
+        uri,
+        body: upstream_body,
+        client_headers,
+        // The provider's spans join the request's trace, under the gateway's span.
+        traceparent: served
+            .trace
+            .and_then(|t| HeaderValue::from_str(&t.header_for(&t.span_id)).ok()),
     };
-    let build = |key: Option<&ProviderKeyPlan>| {
-        let mut req = Request::post(uri.clone())
-            .body(Full::new(upstream_body.clone()))
-            .ok()?;
-        let headers = req.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        for name in &FORWARDED_REQUEST_HEADERS {
-            // `OpenAI-Beta` means nothing to a provider of another format.
-            if !openai_wire && name != header::ACCEPT {
-                continue;
-            }
-            if let Some(v) = client_headers.get(name) {
-                headers.insert(name.clone(), v.clone());
-            }
-        }
-        for (name, value) in &provider.fixed_headers {
-            headers.insert(name.clone(), value.clone());
-        }
-        if let Some(k) = key {
-            headers.insert(provider.auth_header.clone(), k.authorization.clone());
-        }
-        if let Some(t) = &traceparent {
-            headers.insert(HeaderName::from_static("traceparent"), t.clone());
-        }
-        Some(req)
-    };
+    let build = |key: Option<&ProviderKeyPlan>| upstream_request.build(key);
 
     let first_sent = Instant::now();
     let sent = send_with_retries(
@@ -578,6 +533,12 @@ async fn serve_route<'p>(
     let status = upstream_resp.status();
     let (up_parts, up_body) = upstream_resp.into_parts();
 
+    // Named after the gateway's request id where the provider's answer names none (Bedrock).
+    let answer_id = if openai_wire {
+        String::new()
+    } else {
+        format!("chatcmpl-{}", request_id.to_str().unwrap_or_default())
+    };
     let relay = head.stream && status.is_success();
     served.stream = relay;
     let by = Answerer {
@@ -591,7 +552,7 @@ async fn serve_route<'p>(
         let up_body = if openai_wire {
             UpstreamStream::plain(up_body)
         } else {
-            UpstreamStream::translated(up_body, foreign, now)
+            UpstreamStream::translated(up_body, foreign, now, (&answer_id, route.model))
         };
         let relay = ProxyBody::Relay(Box::new(
             Relay::new(
@@ -649,7 +610,8 @@ async fn serve_route<'p>(
         let bytes = if openai_wire {
             bytes
         } else if status.is_success() {
-            match translated::openai_answer(foreign, &bytes, u64::try_from(now).unwrap_or(0)) {
+            let created = u64::try_from(now).unwrap_or(0);
+            match translated::openai_answer(foreign, &bytes, created, (&answer_id, route.model)) {
                 Ok(b) => b,
                 Err(msg) => {
                     // The provider answered (and likely billed): charge the estimate.
@@ -662,7 +624,11 @@ async fn serve_route<'p>(
                 }
             }
         } else {
-            translated::openai_error(status, &bytes)
+            let aws_error_type = up_parts
+                .headers
+                .get("x-amzn-errortype")
+                .and_then(|v| v.to_str().ok());
+            translated::openai_error(status, &bytes, aws_error_type)
         };
         let usage = if status.is_success() {
             usage_of(&bytes)
@@ -702,6 +668,13 @@ async fn serve_route<'p>(
     *resp.status_mut() = status;
     copy_response_headers(&up_parts.headers, resp.headers_mut());
     let h = resp.headers_mut();
+    if served.stream && !openai_wire {
+        // Translated to OpenAI SSE, whatever framing the provider used (Bedrock's is binary).
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/event-stream"),
+        );
+    }
     h.insert(REQUEST_ID, request_id.clone());
     insert_str(h, "x-tollgate-provider", &provider.name);
     insert_str(h, "x-tollgate-model", route.model);

@@ -13,6 +13,7 @@ mod genai;
 mod inbound;
 mod messages;
 mod outbound;
+mod provider_request;
 mod relay;
 mod request;
 mod respond;

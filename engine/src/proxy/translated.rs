@@ -1,4 +1,4 @@
-//! OpenAI clients on providers of another wire format (today: Anthropic Messages). The proxy
+//! OpenAI clients on providers of another wire format (Anthropic, Gemini, Bedrock). The proxy
 //! keeps working in OpenAI terms: the request body is translated just before it is sent, and
 //! the answer right after it arrives, so usage settlement, output guardrails and the relay see
 //! OpenAI JSON and OpenAI SSE whatever the provider speaks. The conversions themselves are the
@@ -6,7 +6,7 @@
 
 use crate::error::{ApiError, ErrorType};
 use crate::translate::stream::{EncoderOptions, StreamTranslator, WireFormat};
-use crate::translate::{anthropic, gemini, openai};
+use crate::translate::{anthropic, bedrock, gemini, openai};
 use bytes::Bytes;
 use http::StatusCode;
 use http_body::{Body, Frame, SizeHint};
@@ -15,31 +15,28 @@ use serde_json::{json, Value};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-/// The Anthropic request for an OpenAI request body, after the proxy's own edits: the routed
-/// `model`, the redacted `messages` when input guardrails changed them, and without
-/// Tollgate's `fallbacks`. A body the IR cannot express is the client's error (400), found
-/// before anything is sent.
-pub fn anthropic_request(
+/// The request in `format` (Anthropic, Gemini or Bedrock) for an OpenAI request body, after
+/// the proxy's own edits: the routed `model`, the redacted `messages` when input guardrails
+/// changed them, and without Tollgate's `fallbacks`. `default_max_tokens` is Anthropic's
+/// required output bound when the client set none. Gemini and Bedrock take the model in the
+/// URL. A body the IR cannot express is the client's error (400), found before anything is
+/// sent.
+pub fn provider_request(
+    format: WireFormat,
     original: &[u8],
     upstream_model: &str,
     redacted_messages: Option<&str>,
     default_max_tokens: u64,
 ) -> Result<Bytes, ApiError> {
     let ir = edited_ir(original, upstream_model, redacted_messages)?;
-    let body =
-        anthropic::request_to_anthropic(&ir, default_max_tokens).map_err(translation_error)?;
-    Ok(Bytes::from(body.to_string()))
-}
-
-/// The Gemini request for an OpenAI request body, after the proxy's edits (see
-/// [`anthropic_request`]); the model goes in the URL.
-pub fn gemini_request(
-    original: &[u8],
-    upstream_model: &str,
-    redacted_messages: Option<&str>,
-) -> Result<Bytes, ApiError> {
-    let ir = edited_ir(original, upstream_model, redacted_messages)?;
-    let body = gemini::request_to_gemini(&ir).map_err(translation_error)?;
+    let body = match format {
+        WireFormat::Anthropic => anthropic::request_to_anthropic(&ir, default_max_tokens),
+        WireFormat::Gemini => gemini::request_to_gemini(&ir),
+        WireFormat::Bedrock => bedrock::request_to_bedrock(&ir),
+        // The proxy sends OpenAI bodies as they are and never sends the Responses format.
+        WireFormat::OpenAi | WireFormat::Responses => openai::request_to_openai(&ir),
+    }
+    .map_err(translation_error)?;
     Ok(Bytes::from(body.to_string()))
 }
 
@@ -72,16 +69,29 @@ fn translation_error(e: crate::translate::ir::TranslateError) -> ApiError {
     )
 }
 
-/// A successful Anthropic message or Gemini answer as an OpenAI `chat.completion`. `Err`: the
+/// A successful Anthropic, Gemini or Bedrock answer as an OpenAI `chat.completion`. Bedrock
+/// answers name neither an id nor a model: `id` and `model` stand in for them. `Err`: the
 /// provider's answer is not one (the caller treats it as a provider failure).
-pub fn openai_answer(from: WireFormat, body: &[u8], created: u64) -> Result<Bytes, String> {
+pub fn openai_answer(
+    from: WireFormat,
+    body: &[u8],
+    created: u64,
+    (id, model): (&str, &str),
+) -> Result<Bytes, String> {
     let value: Value =
         serde_json::from_slice(body).map_err(|e| format!("the answer is not JSON: {e}"))?;
-    let ir = match from {
+    let mut ir = match from {
         WireFormat::Gemini => gemini::response_from_gemini(&value),
+        WireFormat::Bedrock => bedrock::response_from_bedrock(&value),
         _ => anthropic::response_from_anthropic(&value),
     }
     .map_err(|e| format!("the answer cannot be translated: {e}"))?;
+    if ir.id.is_empty() {
+        ir.id = id.to_owned();
+    }
+    if ir.model.is_empty() {
+        ir.model = model.to_owned();
+    }
     Ok(Bytes::from(
         openai::response_to_openai(&ir, created).to_string(),
     ))
@@ -90,7 +100,18 @@ pub fn openai_answer(from: WireFormat, body: &[u8], created: u64) -> Result<Byte
 /// An Anthropic error answer (`{"type": "error", "error": {"type", "message"}}`) or a Google
 /// one (`{"error": {"code", "message", "status"}}`) in the OpenAI shape, so an OpenAI client reads the provider's explanation where its SDK looks for it.
 /// The provider's error type is kept; a body that is not Anthropic's shape is quoted.
-pub fn openai_error(status: StatusCode, body: &[u8]) -> Bytes {
+/// Bedrock's errors (`{"message"}` with the exception named in `x-amzn-ErrorType`, given as
+/// `aws_error_type`) keep the exception name as the `code`.
+pub fn openai_error(status: StatusCode, body: &[u8], aws_error_type: Option<&str>) -> Bytes {
+    if let Some(header) = aws_error_type {
+        let kind = anthropic::error_type_for_status(status);
+        let message = bedrock::error_message(status.as_u16(), Some(header), body);
+        let code = bedrock::exception_name(header);
+        return Bytes::from(
+            json!({"error": {"type": kind, "code": code, "message": message, "param": null}})
+                .to_string(),
+        );
+    }
     let parsed: Option<Value> = serde_json::from_slice(body).ok();
     let inner = parsed.as_ref().and_then(|v| v.get("error"));
     let message = inner
@@ -131,19 +152,23 @@ impl UpstreamStream {
     /// Anthropic events or Gemini chunks in, OpenAI chunks out. The usage chunk is always
     /// produced: the relay settles from it, and hides it from a client that did not ask for
     /// it, as it does for OpenAI upstreams whose `include_usage` the proxy forced.
-    pub fn translated(inner: Incoming, from: WireFormat, created: i64) -> UpstreamStream {
+    /// `id` and `model` name the answer when the stream itself does not (Bedrock).
+    pub fn translated(
+        inner: Incoming,
+        from: WireFormat,
+        created: i64,
+        (id, model): (&str, &str),
+    ) -> UpstreamStream {
         let options = EncoderOptions {
             created,
             include_usage: true,
             ..EncoderOptions::default()
         };
+        let mut translator = StreamTranslator::new(from, WireFormat::OpenAi, options);
+        translator.set_response_identity(id.to_owned(), model.to_owned());
         UpstreamStream {
             inner,
-            translator: Some(Box::new(StreamTranslator::new(
-                from,
-                WireFormat::OpenAi,
-                options,
-            ))),
+            translator: Some(Box::new(translator)),
             finished: false,
         }
     }
@@ -222,7 +247,8 @@ mod tests {
             "messages":[{"role":"system","content":"S"},{"role":"user","content":"secret"}]}"#;
         let redacted =
             r#"[{"role":"system","content":"S"},{"role":"user","content":"[REDACTED]"}]"#;
-        let out = anthropic_request(body, "claude-x", Some(redacted), 77).unwrap();
+        let out =
+            provider_request(WireFormat::Anthropic, body, "claude-x", Some(redacted), 77).unwrap();
         let v: Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(v["model"], "claude-x");
         assert_eq!(v["max_tokens"], 77);
@@ -235,7 +261,7 @@ mod tests {
     #[test]
     fn untranslatable_request_is_an_invalid_request() {
         let body = br#"{"model":"m","n":2,"messages":[{"role":"user","content":"hi"}]}"#;
-        let err = anthropic_request(body, "m", None, 10).unwrap_err();
+        let err = provider_request(WireFormat::Anthropic, body, "m", None, 10).unwrap_err();
         assert_eq!(err.kind, ErrorType::InvalidRequest);
         assert!(err.message.contains("`n`"), "{}", err.message);
     }
@@ -243,13 +269,17 @@ mod tests {
     #[test]
     fn errors_take_the_openai_shape() {
         let body = br#"{"type":"error","error":{"type":"overloaded_error","message":"busy"}}"#;
-        let v: Value =
-            serde_json::from_slice(&openai_error(StatusCode::from_u16(529).unwrap(), body))
-                .unwrap();
+        let v: Value = serde_json::from_slice(&openai_error(
+            StatusCode::from_u16(529).unwrap(),
+            body,
+            None,
+        ))
+        .unwrap();
         assert_eq!(v["error"]["type"], "overloaded_error");
         assert_eq!(v["error"]["message"], "busy");
         let v: Value =
-            serde_json::from_slice(&openai_error(StatusCode::BAD_GATEWAY, b"<html>")).unwrap();
+            serde_json::from_slice(&openai_error(StatusCode::BAD_GATEWAY, b"<html>", None))
+                .unwrap();
         assert_eq!(v["error"]["type"], "api_error");
         assert_eq!(v["error"]["message"], "<html>");
     }
@@ -259,19 +289,22 @@ mod tests {
         let body = br#"{"id":"msg_1","type":"message","role":"assistant","model":"claude-x",
             "content":[{"type":"text","text":"hi"}],"stop_reason":"end_turn",
             "usage":{"input_tokens":5,"output_tokens":2}}"#;
-        let v: Value =
-            serde_json::from_slice(&openai_answer(WireFormat::Anthropic, body, 9).unwrap())
-                .unwrap();
+        let v: Value = serde_json::from_slice(
+            &openai_answer(WireFormat::Anthropic, body, 9, ("x", "y")).unwrap(),
+        )
+        .unwrap();
         assert_eq!(v["choices"][0]["message"]["content"], "hi");
         assert_eq!(v["usage"]["prompt_tokens"], 5);
         assert_eq!(v["usage"]["completion_tokens"], 2);
         assert_eq!(v["created"], 9);
-        assert!(openai_answer(WireFormat::Anthropic, b"{", 0).is_err());
+        assert!(openai_answer(WireFormat::Anthropic, b"{", 0, ("x", "y")).is_err());
         let gemini = br#"{"candidates":[{"content":{"role":"model","parts":[{"text":"hi"}]},
             "finishReason":"STOP"}],"usageMetadata":{"promptTokenCount":4,
             "candidatesTokenCount":1},"modelVersion":"gemini-2.5-flash","responseId":"r"}"#;
-        let v: Value =
-            serde_json::from_slice(&openai_answer(WireFormat::Gemini, gemini, 9).unwrap()).unwrap();
+        let v: Value = serde_json::from_slice(
+            &openai_answer(WireFormat::Gemini, gemini, 9, ("x", "y")).unwrap(),
+        )
+        .unwrap();
         assert_eq!(v["choices"][0]["message"]["content"], "hi");
         assert_eq!(v["usage"]["total_tokens"], 5);
     }
@@ -280,7 +313,8 @@ mod tests {
     fn google_errors_take_the_openai_shape() {
         let body = br#"{"error":{"code":429,"message":"quota","status":"RESOURCE_EXHAUSTED"}}"#;
         let v: Value =
-            serde_json::from_slice(&openai_error(StatusCode::TOO_MANY_REQUESTS, body)).unwrap();
+            serde_json::from_slice(&openai_error(StatusCode::TOO_MANY_REQUESTS, body, None))
+                .unwrap();
         assert_eq!(v["error"]["message"], "quota");
     }
 }

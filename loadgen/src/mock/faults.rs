@@ -91,6 +91,12 @@ pub fn uses_failing_key(keys: &HashSet<String>, headers: &HeaderMap, query: Opti
             v.strip_prefix("Bearer ")
                 .or_else(|| v.strip_prefix("bearer "))
         });
+    // A SigV4 signature names its access key id: `AWS4-HMAC-SHA256 Credential=AKID/date/...`.
+    let signing = headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("AWS4-HMAC-SHA256 Credential="))
+        .and_then(|v| v.split('/').next());
     let plain = ["x-api-key", "x-goog-api-key"]
         .into_iter()
         .filter_map(|h| headers.get(h).and_then(|v| v.to_str().ok()));
@@ -100,6 +106,7 @@ pub fn uses_failing_key(keys: &HashSet<String>, headers: &HeaderMap, query: Opti
         .filter_map(|pair| pair.strip_prefix("key="));
     bearer
         .into_iter()
+        .chain(signing)
         .chain(plain)
         .chain(from_query)
         .any(|k| keys.contains(k.trim()))

@@ -1,7 +1,8 @@
-//! `loadgen mock`: a fake LLM provider (OpenAI, Anthropic and Gemini endpoints) with configurable
+//! `loadgen mock`: a fake LLM provider (OpenAI, Anthropic, Gemini and Bedrock endpoints) with configurable
 //! latency, streaming, failures and faults, fast enough never to be the bottleneck of a benchmark.
 
 mod anthropic;
+mod bedrock;
 mod body;
 mod faults;
 mod gemini;
@@ -39,6 +40,7 @@ pub enum Format {
     Openai,
     Anthropic,
     Gemini,
+    Bedrock,
 }
 
 #[derive(Args, Debug)]
@@ -53,7 +55,8 @@ pub struct MockArgs {
     #[arg(long, default_value = "0ms", value_parser = parse_duration)]
     pub jitter: Duration,
     /// Format of /models and of errors on unknown paths. Chat (/chat/completions), Anthropic
-    /// (/messages) and Gemini (:generateContent) endpoints are served whatever the format.
+    /// (/messages), Gemini (:generateContent) and Bedrock (/model/{id}/converse) endpoints are
+    /// served whatever the format.
     #[arg(long, value_enum, default_value = "openai")]
     pub format: Format,
     /// Probability (0..=1) of answering --fail-status instead of a normal reply.

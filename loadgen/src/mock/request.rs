@@ -263,6 +263,49 @@ impl GeminiGenerate<'_> {
     }
 }
 
+/// Bedrock tools: `{"tools": [{"toolSpec": {"name": ...}}]}`.
+#[derive(Deserialize, Debug)]
+struct BedrockToolConfig<'a> {
+    #[serde(borrow, default)]
+    tools: Vec<BedrockTool<'a>>,
+}
+
+#[derive(Deserialize, Debug)]
+struct BedrockTool<'a> {
+    #[serde(borrow, default, rename = "toolSpec")]
+    tool_spec: Option<Named<'a>>,
+}
+
+#[derive(Deserialize, Debug, Default)]
+pub struct BedrockInferenceConfig {
+    #[serde(default, rename = "maxTokens")]
+    pub max_tokens: Option<u64>,
+}
+
+/// A Converse request; the model id is in the URL.
+#[derive(Deserialize, Debug)]
+pub struct BedrockConverse<'a> {
+    #[serde(default)]
+    pub messages: Conversation,
+    #[serde(default)]
+    pub system: TextStats,
+    #[serde(default, rename = "inferenceConfig")]
+    inference_config: Option<BedrockInferenceConfig>,
+    #[serde(borrow, default, rename = "toolConfig")]
+    tool_config: Option<BedrockToolConfig<'a>>,
+}
+
+impl BedrockConverse<'_> {
+    pub fn first_tool(&self) -> Option<&str> {
+        let tool = self.tool_config.as_ref()?.tools.first()?;
+        tool.tool_spec.as_ref().map(|t| t.name.as_ref())
+    }
+
+    pub fn max_tokens(&self) -> Option<u64> {
+        self.inference_config.as_ref()?.max_tokens
+    }
+}
+
 /// Embedding inputs: a string, an array of strings, a token array, or an array of token arrays.
 /// Each input keeps a hash of its text so identical inputs get identical vectors.
 #[derive(Default, Debug, PartialEq, Eq)]

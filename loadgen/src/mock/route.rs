@@ -18,7 +18,7 @@ use super::body::{truncate_payload, MockBody};
 use super::faults::{self, Fault};
 use super::reply::{Answer, Content};
 use super::request::{self, prompt_tokens};
-use super::{anthropic, gemini, openai, Format, State};
+use super::{anthropic, bedrock, gemini, openai, Format, State};
 
 /// Request bodies above this are refused; mocks only ever see test prompts.
 const MAX_BODY: usize = 32 << 20;
@@ -38,7 +38,14 @@ enum Endpoint<'a> {
     Models,
     Messages,
     CountTokens,
-    Gemini { model: &'a str, stream: bool },
+    Gemini {
+        model: &'a str,
+        stream: bool,
+    },
+    /// `/model/{id}/converse` and `/model/{id}/converse-stream` (the id stays percent-encoded).
+    Bedrock {
+        stream: bool,
+    },
     Unknown,
 }
 
@@ -53,6 +60,10 @@ impl<'a> Endpoint<'a> {
             Endpoint::Messages
         } else if path.ends_with("/messages/count_tokens") {
             Endpoint::CountTokens
+        } else if path.starts_with("/model/") && path.ends_with("/converse") {
+            Endpoint::Bedrock { stream: false }
+        } else if path.starts_with("/model/") && path.ends_with("/converse-stream") {
+            Endpoint::Bedrock { stream: true }
         } else if let Some((model, action)) = path
             .rfind("/models/")
             .and_then(|i| path[i + "/models/".len()..].split_once(':'))
@@ -80,6 +91,7 @@ impl<'a> Endpoint<'a> {
             Endpoint::Chat | Endpoint::Embeddings => Format::Openai,
             Endpoint::Messages | Endpoint::CountTokens => Format::Anthropic,
             Endpoint::Gemini { .. } => Format::Gemini,
+            Endpoint::Bedrock { .. } => Format::Bedrock,
             Endpoint::Models | Endpoint::Unknown => default,
         }
     }
@@ -324,11 +336,36 @@ fn answer(
                 whole(gemini::generate(&a), fault)
             }
         }
+        Endpoint::Bedrock { stream: streaming } => {
+            let req: request::BedrockConverse = match serde_json::from_slice(body) {
+                Ok(r) => r,
+                Err(e) => return bad_body(Format::Bedrock, e),
+            };
+            let content = match req.first_tool() {
+                Some(name) if req.messages.last_user_mentions_weather => Content::Tool { name },
+                _ => Content::Text(replies.for_cap(req.max_tokens())),
+            };
+            let a = Answer {
+                id,
+                created,
+                model: "bedrock-model",
+                prompt_tokens: prompt_tokens(req.messages.chars + req.system.chars),
+                content,
+                replies,
+            };
+            if streaming {
+                let kind = HeaderValue::from_static("application/vnd.amazon.eventstream");
+                stream(bedrock::converse_stream(&a), kind, state, fault)
+            } else {
+                whole(bedrock::converse(&a), fault)
+            }
+        }
         Endpoint::Models => {
             let list = match state.config.format {
                 Format::Openai => openai::MODELS,
                 Format::Anthropic => anthropic::MODELS,
                 Format::Gemini => gemini::MODELS,
+                Format::Bedrock => bedrock::MODELS,
             };
             whole(list.as_bytes().to_vec(), fault)
         }
@@ -412,9 +449,20 @@ fn error(format: Format, status: u16, message: &str) -> Response<MockBody> {
         Format::Openai => openai::error(status, message),
         Format::Anthropic => anthropic::error(status, message),
         Format::Gemini => gemini::error(status, message),
+        Format::Bedrock => bedrock::error(message),
     };
     let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut resp = json(code, body);
+    if format == Format::Bedrock {
+        // AWS names the exception in a header, with a namespace after the `:`.
+        let kind = format!(
+            "{}:http://internal.amazon.com/coral/com.amazon.bedrock/",
+            bedrock::exception(status)
+        );
+        if let Ok(v) = HeaderValue::from_str(&kind) {
+            resp.headers_mut().insert("x-amzn-errortype", v);
+        }
+    }
     if status == 429 {
         resp.headers_mut()
             .insert(RETRY_AFTER, HeaderValue::from_static("1"));
@@ -436,6 +484,14 @@ mod tests {
         );
         assert_eq!(Endpoint::of(&post, "/v1/embeddings"), Endpoint::Embeddings);
         assert_eq!(Endpoint::of(&post, "/v1/messages"), Endpoint::Messages);
+        assert_eq!(
+            Endpoint::of(&post, "/model/amazon.nova-lite-v1%3A0/converse"),
+            Endpoint::Bedrock { stream: false }
+        );
+        assert_eq!(
+            Endpoint::of(&post, "/model/amazon.nova-lite-v1%3A0/converse-stream"),
+            Endpoint::Bedrock { stream: true }
+        );
         assert_eq!(
             Endpoint::of(&post, "/anthropic/v1/messages/count_tokens"),
             Endpoint::CountTokens
