@@ -1,11 +1,13 @@
 //! Harness for end-to-end tests: starts the real `tollgate` and `loadgen` binaries on free
 //! loopback ports, talks to them over HTTP, and stops them (by PID, on drop).
 
+mod embedder;
 mod http;
 mod process;
 mod python;
 mod redis;
 
+pub use embedder::embedder_dir;
 pub use http::{get, post_json, post_raw, Reply};
 pub use process::{bin_path, run_tollgate, Gateway, Mock};
 pub use python::{python_json, python_with, recorded_body};

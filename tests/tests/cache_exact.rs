@@ -230,7 +230,7 @@ fn redis_store_is_shared_by_two_gateways_and_failing_redis_means_miss() {
 }
 
 #[test]
-fn semantic_mode_is_refused_rather_than_quietly_exact() {
+fn semantic_mode_without_an_embedder_is_refused_rather_than_quietly_exact() {
     let mock = Mock::start(&[]);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("t.yaml");
@@ -239,7 +239,7 @@ fn semantic_mode_is_refused_rather_than_quietly_exact() {
     assert!(!out.status.success());
     let err =
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("semantic cache is not available"), "{err}");
+    assert!(err.contains("`mode: semantic` needs `embedder"), "{err}");
 }
 
 #[test]

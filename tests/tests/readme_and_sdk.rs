@@ -2,7 +2,7 @@
 //! OpenAI Python SDK against the gateway.
 
 use std::process::Command;
-use tollgate_e2e::{python_with, Gateway, Mock};
+use tollgate_e2e::{embedder_dir, python_with, Gateway, Mock};
 
 fn repo_file(rel: &str) -> String {
     let path = format!("{}/../{rel}", env!("CARGO_MANIFEST_DIR"));
@@ -14,7 +14,11 @@ fn quickstart(mock: &Mock) -> Gateway {
     let text = repo_file("policies/quickstart.yaml")
         .replace("http://127.0.0.1:9000", &mock.url)
         .replace("listen: 127.0.0.1:8080", "listen: 127.0.0.1:0")
-        .replace("admin_listen: 127.0.0.1:8081", "admin_listen: 127.0.0.1:0");
+        .replace("admin_listen: 127.0.0.1:8081", "admin_listen: 127.0.0.1:0")
+        .replace(
+            "model_dir: models/all-minilm-l6-v2",
+            &format!("model_dir: '{}'", embedder_dir().display()),
+        );
     Gateway::start(&text)
 }
 
@@ -154,4 +158,19 @@ fn readme_logs_cache_and_traces_examples_compile() {
 fn readme_bedrock_example_compiles() {
     let stdout = check_readme_config("bedrock");
     assert!(stdout.contains("1 providers"), "{stdout}");
+}
+
+#[test]
+fn readme_semantic_cache_example_starts() {
+    // `check` validates the section; starting a gateway loads the model it names.
+    let text = readme_example("semantic").replace(
+        "model_dir: models/all-minilm-l6-v2",
+        &format!("model_dir: '{}'", embedder_dir().display()),
+    );
+    let gw = Gateway::start(&text);
+    let metrics = tollgate_e2e::get(&format!("{}/metrics", gw.admin_url), &[]).body;
+    assert!(
+        metrics.contains("tollgate_cache_index_entries 0"),
+        "{metrics}"
+    );
 }

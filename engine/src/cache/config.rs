@@ -137,16 +137,25 @@ impl Default for CacheStoreConfig {
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum EmbedderConfig {
-    /// A local ONNX sentence-embedding model (relative to the config file).
-    Fastembed { model_dir: String },
+    /// A local ONNX sentence-embedding model: a directory (relative to the config file)
+    /// holding `model.onnx` and its tokenizer files, and ONNX Runtime's shared library.
+    Fastembed {
+        model_dir: String,
+        /// `libonnxruntime.so`; default: `ORT_DYLIB_PATH`, else the one in `model_dir`.
+        #[serde(default)]
+        onnxruntime: Option<String>,
+    },
 }
 
 /// Where the semantic layer keeps its vectors.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum IndexConfig {
-    /// In process.
-    Embedded,
+    /// In process, bounded by entry count.
+    Embedded {
+        #[serde(default = "default_index_entries")]
+        max_entries: usize,
+    },
     /// Redis vector sets; without `url`, the exact store's Redis.
     Redis {
         #[serde(default, serialize_with = "redact_userinfo_opt")]
@@ -159,6 +168,20 @@ pub enum IndexConfig {
         #[serde(default = "default_collection")]
         collection: String,
     },
+}
+
+fn default_index_entries() -> usize {
+    super::semantic::DEFAULT_INDEX_ENTRIES
+}
+
+impl IndexConfig {
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            IndexConfig::Embedded { .. } => "embedded",
+            IndexConfig::Redis { .. } => "redis",
+            IndexConfig::Qdrant { .. } => "qdrant",
+        }
+    }
 }
 
 fn redact_userinfo_opt<S: serde::Serializer>(v: &Option<String>, s: S) -> Result<S::Ok, S::Error> {

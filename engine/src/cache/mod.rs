@@ -10,6 +10,7 @@
 pub mod config;
 pub mod entry;
 pub mod key;
+pub mod semantic;
 pub mod store;
 
 pub use config::{
@@ -20,6 +21,8 @@ pub use entry::{unix_ms_now, CachedUsage, CorruptEntry, Entry};
 pub use key::{CacheKey, Hash128, KeyInput, ScopeId, EXCLUDED_PARAMS};
 pub use store::{CacheError, CacheStore, MemoryStore, RedisCacheStore};
 
+use semantic::SemanticLayer;
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio::sync::Semaphore;
@@ -31,6 +34,7 @@ const MAX_PENDING_STORES: usize = 1024;
 #[derive(Debug, Default)]
 pub struct CacheMetrics {
     pub hits_exact: AtomicU64,
+    pub hits_semantic: AtomicU64,
     pub misses: AtomicU64,
     /// Lookups or writes the store failed (each failed lookup is also a miss).
     pub errors: AtomicU64,
@@ -62,13 +66,36 @@ pub struct ResponseCache {
     store: CacheStore,
     metrics: Arc<CacheMetrics>,
     pending: Arc<Semaphore>,
+    /// Present when `mode: semantic` or an embedder is configured.
+    semantic: Option<Arc<SemanticLayer>>,
+}
+
+/// What the semantic layer found for a request that missed the exact layer.
+pub struct SemanticFound {
+    /// The stored answer of the nearest similar request, and its similarity.
+    pub hit: Option<(Entry, f32)>,
+    /// The request's embedding, to index its own answer under.
+    pub vector: Option<Arc<[f32]>>,
 }
 
 impl ResponseCache {
-    /// The configured cache with its configured store. Fails only on a malformed store URL.
-    pub fn from_config(config: CacheConfig) -> Result<ResponseCache, CacheError> {
-        let store = CacheStore::from_config(&config.store)?;
-        Ok(ResponseCache::with_store(config, store))
+    /// The configured cache with its configured store, and the semantic layer when the config
+    /// asks for one (model paths relative to `base_dir`). Fails on a malformed store URL, or
+    /// when the semantic layer cannot load its model.
+    pub fn from_config(config: CacheConfig, base_dir: &Path) -> Result<ResponseCache, String> {
+        let store = CacheStore::from_config(&config.store).map_err(|e| e.to_string())?;
+        let wants_semantic = config.mode == CacheMode::Semantic || config.embedder.is_some();
+        let semantic = if wants_semantic {
+            let layer =
+                SemanticLayer::open(config.embedder.as_ref(), config.index.as_ref(), base_dir)
+                    .map_err(|e| e.to_string())?;
+            Some(Arc::new(layer))
+        } else {
+            None
+        };
+        let mut cache = ResponseCache::with_store(config, store);
+        cache.semantic = semantic;
+        Ok(cache)
     }
 
     pub fn with_store(config: CacheConfig, store: CacheStore) -> ResponseCache {
@@ -77,7 +104,46 @@ impl ResponseCache {
             store,
             metrics: Arc::default(),
             pending: Arc::new(Semaphore::new(MAX_PENDING_STORES)),
+            semantic: None,
         }
+    }
+
+    pub fn semantic(&self) -> Option<&Arc<SemanticLayer>> {
+        self.semantic.as_ref()
+    }
+
+    /// After an exact miss: the stored answer of the most similar earlier request of the same
+    /// partition, at or above `threshold`. `None` without a semantic layer or conversation
+    /// text. A neighbour whose answer has left the store is a miss.
+    pub async fn semantic_lookup(
+        &self,
+        key: &CacheKey,
+        text: Option<String>,
+        threshold: f32,
+    ) -> Option<SemanticFound> {
+        let layer = self.semantic.as_ref()?;
+        let found = layer.lookup(key, text?, threshold).await;
+        let hit = match found.hit {
+            Some(n) => match self.store.get(&n.exact).await {
+                Ok(Some(entry)) => Some((entry, n.similarity)),
+                Ok(None) => None,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cache lookup failed; treated as a miss");
+                    CacheMetrics::add(&self.metrics.errors);
+                    None
+                }
+            },
+            None => None,
+        };
+        if hit.is_some() {
+            // The exact layer counted this request as a miss; it is a hit after all.
+            self.metrics.misses.fetch_sub(1, Ordering::Relaxed);
+            CacheMetrics::add(&self.metrics.hits_semantic);
+        }
+        Some(SemanticFound {
+            hit,
+            vector: found.vector,
+        })
     }
 
     pub fn config(&self) -> &CacheConfig {
@@ -142,9 +208,20 @@ impl ResponseCache {
     /// task for Redis (so it needs a Tokio runtime). Only successful answers are kept: an
     /// error replayed for the TTL would outlive its cause. Returns the task, if one was
     /// started; callers normally drop it.
-    pub fn store(&self, key: CacheKey, entry: Entry) -> Option<tokio::task::JoinHandle<()>> {
+    pub fn store(
+        &self,
+        key: CacheKey,
+        entry: Entry,
+        vector: Option<Arc<[f32]>>,
+    ) -> Option<tokio::task::JoinHandle<()>> {
         if !(200..300).contains(&entry.status) || entry.ttl.is_zero() {
             return None;
+        }
+        // Indexed for the semantic layer with the same lifetime as the stored answer.
+        if let (Some(layer), Some(v)) = (&self.semantic, vector) {
+            let expires =
+                entry.created_at_ms + u64::try_from(entry.ttl.as_millis()).unwrap_or(u64::MAX);
+            layer.remember(&key, &v, expires);
         }
         // The in-process store is a cheap map insert: done inline, so a client repeating its
         // request right after the answer always hits (read-your-writes). Only a remote store

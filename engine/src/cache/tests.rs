@@ -10,7 +10,7 @@ fn cache(mode: CacheMode) -> ResponseCache {
         mode,
         ..CacheConfig::default()
     };
-    ResponseCache::from_config(config).unwrap()
+    ResponseCache::from_config(config, std::path::Path::new(".")).unwrap()
 }
 
 fn answer(status: u16) -> Entry {
@@ -52,7 +52,7 @@ async fn a_stored_answer_is_hit_by_the_same_request() {
     let key = key_of(&c, "capital of France?");
     assert_eq!(c.lookup(&on, &key).await, Lookup::Miss);
     // The in-process store is written in place: the very next lookup sees it.
-    assert!(c.store(key, answer(200)).is_none());
+    assert!(c.store(key, answer(200), None).is_none());
     assert_eq!(
         c.lookup(&on, &key).await,
         Lookup::Hit(answer_like(&c, &key).await)
@@ -88,7 +88,7 @@ async fn directives_turn_caching_on_and_off_per_request() {
     };
     assert_eq!(off.lookup(&exact, &key).await, Lookup::Miss);
 
-    let on = cache(CacheMode::Semantic);
+    let on = cache(CacheMode::Exact);
     let opt_out = CacheDirectives {
         mode: Some(CacheMode::Off),
         ..Default::default()
@@ -107,7 +107,7 @@ async fn failed_answers_are_not_stored() {
     let c = cache(CacheMode::Exact);
     let key = key_of(&c, "hi");
     for status in [400, 429, 500, 503] {
-        assert!(c.store(key, answer(status)).is_none());
+        assert!(c.store(key, answer(status), None).is_none());
     }
     assert_eq!(
         c.lookup(&CacheDirectives::default(), &key).await,
@@ -126,13 +126,13 @@ async fn a_dead_store_is_a_counted_miss() {
         store: CacheStoreConfig::Redis { url },
         ..CacheConfig::default()
     };
-    let c = ResponseCache::from_config(config).unwrap();
+    let c = ResponseCache::from_config(config, std::path::Path::new(".")).unwrap();
     let key = key_of(&c, "hi");
     assert_eq!(
         c.lookup(&CacheDirectives::default(), &key).await,
         Lookup::Miss
     );
-    c.store(key, answer(200)).unwrap().await.unwrap();
+    c.store(key, answer(200), None).unwrap().await.unwrap();
     let m = c.metrics();
     assert_eq!(
         (count(&m.misses), count(&m.errors), count(&m.stores)),
@@ -144,18 +144,34 @@ async fn a_dead_store_is_a_counted_miss() {
 async fn redis_backed_cache_serves_other_replicas() {
     let server = RedisServer::start();
     let replica = || {
-        ResponseCache::from_config(CacheConfig {
-            mode: CacheMode::Exact,
-            store: CacheStoreConfig::Redis { url: server.url() },
-            ..CacheConfig::default()
-        })
+        ResponseCache::from_config(
+            CacheConfig {
+                mode: CacheMode::Exact,
+                store: CacheStoreConfig::Redis { url: server.url() },
+                ..CacheConfig::default()
+            },
+            std::path::Path::new("."),
+        )
         .unwrap()
     };
     let (a, b) = (replica(), replica());
     let key = key_of(&a, "hi");
-    a.store(key, answer(200)).unwrap().await.unwrap();
+    a.store(key, answer(200), None).unwrap().await.unwrap();
     match b.lookup(&CacheDirectives::default(), &key).await {
         Lookup::Hit(e) => assert_eq!(e.body, answer(200).body),
         other => panic!("expected a hit, got {other:?}"),
     }
+}
+
+#[test]
+fn semantic_mode_without_an_embedder_does_not_start() {
+    let err = ResponseCache::from_config(
+        CacheConfig {
+            mode: CacheMode::Semantic,
+            ..CacheConfig::default()
+        },
+        std::path::Path::new("."),
+    )
+    .unwrap_err();
+    assert!(err.contains("needs `cache.embedder"), "{err}");
 }

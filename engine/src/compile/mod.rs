@@ -156,12 +156,7 @@ pub fn compile_with(loaded: &LoadedConfig, store: &MemoryStore) -> Result<Plan, 
             ));
         }
     }
-    if cfg.cache.mode == crate::cache::CacheMode::Semantic {
-        errors.push(loaded.error_at(
-            "cache.mode",
-            "the semantic cache is not available in this build; use `mode: exact`",
-        ));
-    }
+    check_semantic_cache(loaded, &cfg.cache, &mut errors);
     let counts_tokens = all_limits
         .iter()
         .any(|l| matches!(l.kind, LimitKind::Tokens | LimitKind::Budget));
@@ -221,3 +216,38 @@ fn check_unique<'a>(
 
 #[cfg(test)]
 mod tests;
+
+/// `mode: semantic` needs an embedder, a build with the `semantic` feature, and an index kind
+/// this build has; the model itself is loaded (and its files checked) when the gateway starts.
+fn check_semantic_cache(
+    loaded: &LoadedConfig,
+    cache: &crate::cache::CacheConfig,
+    errors: &mut Vec<ConfigError>,
+) {
+    let semantic = cache.mode == crate::cache::CacheMode::Semantic;
+    if semantic && cache.embedder.is_none() {
+        errors.push(loaded.error_at(
+            "cache",
+            "`mode: semantic` needs `embedder: {kind: fastembed, model_dir: ...}` \
+             (see policies/install-embedder.sh)",
+        ));
+    }
+    if (semantic || cache.embedder.is_some()) && !cfg!(feature = "semantic") {
+        errors.push(loaded.error_at(
+            "cache",
+            "the semantic cache is not available in this build (built without the `semantic` \
+             feature); rebuild with `--features semantic` or use `mode: exact`",
+        ));
+    }
+    if let Some(index) = &cache.index {
+        if !matches!(index, crate::cache::IndexConfig::Embedded { .. }) {
+            errors.push(loaded.error_at(
+                "cache.index.kind",
+                format!(
+                    "index kind `{}` is not available yet; use `index: {{kind: embedded}}`",
+                    index.kind_name()
+                ),
+            ));
+        }
+    }
+}

@@ -217,15 +217,30 @@ fn metrics_text(gw: &Gateway) -> String {
         "# HELP tollgate_cache_total Response-cache lookups by result.\n\
          # TYPE tollgate_cache_total counter\n\
          tollgate_cache_total{{result=\"hit-exact\"}} {}\n\
+         tollgate_cache_total{{result=\"hit-semantic\"}} {}\n\
          tollgate_cache_total{{result=\"miss\"}} {}\n\
          tollgate_cache_total{{result=\"error\"}} {}\n\
          # HELP tollgate_cache_stores_total Answers written to the response cache.\n\
          # TYPE tollgate_cache_stores_total counter\ntollgate_cache_stores_total {}",
         c.hits_exact.load(std::sync::atomic::Ordering::Relaxed),
+        c.hits_semantic.load(std::sync::atomic::Ordering::Relaxed),
         c.misses.load(std::sync::atomic::Ordering::Relaxed),
         c.errors.load(std::sync::atomic::Ordering::Relaxed),
         c.stores.load(std::sync::atomic::Ordering::Relaxed)
     );
+    if let Some(layer) = gw.cache.semantic() {
+        let _ = writeln!(
+            out,
+            "# HELP tollgate_cache_index_entries Vectors in the semantic cache's index.\n\
+             # TYPE tollgate_cache_index_entries gauge\ntollgate_cache_index_entries {}\n\
+             # HELP tollgate_cache_embedding_seconds Time to embed one batch of prompts.\n\
+             # TYPE tollgate_cache_embedding_seconds histogram",
+            layer.index_len()
+        );
+        layer
+            .embedding_latency
+            .render(&mut out, "tollgate_cache_embedding_seconds", "");
+    }
     let log = gw.request_log.counters();
     let _ = writeln!(
         out,

@@ -1,4 +1,4 @@
-//! The exact response cache on the request path. The lookup comes after the key, the model
+//! The response cache on the request path (exact, then semantic). The lookup comes after the key, the model
 //! check, input guardrails and routing rules (a refused request is never answered from cache,
 //! and the key holds the model the rules chose), and before limits and providers. What is kept
 //! is the pipeline's OpenAI answer after output guardrails, whole or as the SSE bytes the
@@ -7,6 +7,7 @@
 
 use super::body::ProxyBody;
 use super::respond::{ProxyResponse, REQUEST_ID};
+use crate::cache::semantic::semantic_text;
 use crate::cache::{
     CacheDirectives, CacheKey, CacheMode, CachedUsage, Entry, Lookup, ResponseCache,
 };
@@ -16,6 +17,7 @@ use bytes::{Bytes, BytesMut};
 use http::{header, HeaderMap, HeaderValue, Response, StatusCode};
 use http_body::{Body, Frame, SizeHint};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -32,6 +34,7 @@ pub enum CacheResult {
     Off,
     Miss,
     HitExact,
+    HitSemantic,
 }
 
 impl CacheResult {
@@ -40,7 +43,12 @@ impl CacheResult {
             CacheResult::Off => "off",
             CacheResult::Miss => "miss",
             CacheResult::HitExact => "hit-exact",
+            CacheResult::HitSemantic => "hit-semantic",
         }
+    }
+
+    pub fn is_hit(self) -> bool {
+        matches!(self, CacheResult::HitExact | CacheResult::HitSemantic)
     }
 }
 
@@ -50,12 +58,16 @@ pub struct StoreAs {
     pub cache: ResponseCache,
     pub key: CacheKey,
     pub ttl: Duration,
+    /// The request's embedding, when the semantic layer looked it up: the answer is indexed
+    /// under it.
+    pub vector: Option<Arc<[f32]>>,
 }
 
 /// The cache's answer to one request.
 pub enum Looked {
     Off,
-    Hit(Entry),
+    /// A stored answer, and for a semantic hit the similarity of the request it answered.
+    Hit(Entry, Option<f32>),
     Miss(StoreAs),
 }
 
@@ -72,15 +84,15 @@ pub async fn look_up(
     let directives = CacheDirectives::from_headers(headers)
         .map_err(|e| ApiError::new(ErrorType::InvalidRequest, e.to_string()))?;
     let effective = cache.effective(&directives);
-    match effective.mode {
-        CacheMode::Off => return Ok(Looked::Off),
-        CacheMode::Semantic => {
-            return Err(ApiError::new(
-                ErrorType::InvalidRequest,
-                "the semantic cache is not available in this build; use x-tollgate-cache: exact",
-            ))
-        }
-        CacheMode::Exact => {}
+    if effective.mode == CacheMode::Off {
+        return Ok(Looked::Off);
+    }
+    if effective.mode == CacheMode::Semantic && cache.semantic().is_none() {
+        return Err(ApiError::new(
+            ErrorType::InvalidRequest,
+            "the semantic cache is not configured on this gateway (cache.embedder); use \
+             x-tollgate-cache: exact",
+        ));
     }
     // The body was parsed before; only cached requests pay for a second, full parse.
     let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) else {
@@ -91,19 +103,38 @@ pub async fn look_up(
         .scope
         .id(&key.id, key.team.as_deref(), key.customer.as_deref());
     let cache_key = cache.key(path, model, &value, scope, directives.namespace.as_deref());
-    Ok(match cache.lookup(&directives, &cache_key).await {
-        Lookup::Hit(entry) => Looked::Hit(entry),
-        Lookup::Miss => Looked::Miss(StoreAs {
-            cache: cache.clone(),
-            key: cache_key,
-            ttl: effective.ttl,
-        }),
-        Lookup::Bypass => Looked::Off,
-    })
+    let mut to = StoreAs {
+        cache: cache.clone(),
+        key: cache_key,
+        ttl: effective.ttl,
+        vector: None,
+    };
+    match cache.lookup(&directives, &cache_key).await {
+        Lookup::Hit(entry) => return Ok(Looked::Hit(entry, None)),
+        Lookup::Bypass => return Ok(Looked::Off),
+        Lookup::Miss => {}
+    }
+    if effective.mode == CacheMode::Semantic {
+        let text = semantic_text(&value, cache.config().history);
+        if let Some(found) = cache
+            .semantic_lookup(&cache_key, text, effective.threshold)
+            .await
+        {
+            to.vector = found.vector;
+            if let Some((entry, similarity)) = found.hit {
+                return Ok(Looked::Hit(entry, Some(similarity)));
+            }
+        }
+    }
+    Ok(Looked::Miss(to))
 }
 
 /// A hit as the pipeline's answer: the stored body, whole or as a stream to replay.
-pub fn hit_response(entry: Entry, request_id: &HeaderValue) -> ProxyResponse {
+pub fn hit_response(
+    entry: Entry,
+    similarity: Option<f32>,
+    request_id: &HeaderValue,
+) -> ProxyResponse {
     let body = if entry.stream {
         ProxyBody::Replay(Some(entry.body))
     } else {
@@ -121,7 +152,17 @@ pub fn hit_response(entry: Entry, request_id: &HeaderValue) -> ProxyResponse {
         h.insert(header::CONTENT_TYPE, v);
     }
     h.insert(REQUEST_ID, request_id.clone());
-    h.insert(CACHE_HEADER, HeaderValue::from_static("hit-exact"));
+    match similarity {
+        None => {
+            h.insert(CACHE_HEADER, HeaderValue::from_static("hit-exact"));
+        }
+        Some(similarity) => {
+            h.insert(CACHE_HEADER, HeaderValue::from_static("hit-semantic"));
+            if let Ok(v) = HeaderValue::from_str(&format!("{similarity:.4}")) {
+                h.insert("x-tollgate-cache-similarity", v);
+            }
+        }
+    }
     for (name, value) in [
         ("x-tollgate-provider", &entry.provider),
         ("x-tollgate-model", &entry.model),
@@ -137,7 +178,7 @@ pub fn hit_response(entry: Entry, request_id: &HeaderValue) -> ProxyResponse {
 /// Stores a whole successful answer, off the response path.
 pub fn store_whole(to: &StoreAs, status: u16, body: Bytes, usage: CachedUsage, by: (&str, &str)) {
     let entry = entry(to, status, body, false, usage, by);
-    to.cache.store(to.key, entry);
+    to.cache.store(to.key, entry, to.vector.clone());
 }
 
 fn entry(
@@ -204,7 +245,9 @@ impl Recording {
                 CachedUsage::default(),
                 (&self.provider, &self.model),
             );
-            self.to.cache.store(self.to.key, entry);
+            self.to
+                .cache
+                .store(self.to.key, entry, self.to.vector.clone());
         }
     }
 }

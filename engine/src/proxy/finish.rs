@@ -161,7 +161,7 @@ fn log_record(
         .collect();
     // The attempt that answered is not among the failed ones the proxy lists.
     // A cache hit made no attempt at all.
-    let answered = r.cache != super::cached::CacheResult::HitExact;
+    let answered = !r.cache.is_hit();
     if let (Some(provider), None, true) = (&r.provider, &r.error, answered) {
         attempts.push(AttemptRecord {
             provider: provider.to_string(),
@@ -206,6 +206,7 @@ fn log_record(
             super::cached::CacheResult::Off => CacheResult::Off,
             super::cached::CacheResult::Miss => CacheResult::Miss,
             super::cached::CacheResult::HitExact => CacheResult::HitExact,
+            super::cached::CacheResult::HitSemantic => CacheResult::HitSemantic,
         },
         guardrails: r
             .guardrails

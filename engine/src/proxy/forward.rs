@@ -266,8 +266,12 @@ async fn proxy(
             served.cache = CacheResult::Miss;
             served.store_as = Some(to);
         }
-        Looked::Hit(entry) => {
-            served.cache = CacheResult::HitExact;
+        Looked::Hit(entry, similarity) => {
+            served.cache = if similarity.is_some() {
+                CacheResult::HitSemantic
+            } else {
+                CacheResult::HitExact
+            };
             if gw.cache.config().count_hits_against_limits {
                 // Counted as a request against every tier; it used no tokens and cost nothing.
                 let target = Target {
@@ -281,7 +285,7 @@ async fn proxy(
             served.provider = Some(entry.provider.as_str().into());
             served.model.clone_from(&entry.model);
             served.stream = entry.stream;
-            return Ok(cached::hit_response(entry, request_id));
+            return Ok(cached::hit_response(entry, similarity, request_id));
         }
     }
 

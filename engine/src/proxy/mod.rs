@@ -109,8 +109,8 @@ impl Gateway {
         let traces =
             TraceExporter::start(&loaded.config.traces, upstreams.default_client().clone())
                 .map_err(|e| vec![e])?;
-        let cache = ResponseCache::from_config(loaded.config.cache.clone())
-            .map_err(|e| vec![e.to_string()])?;
+        let cache = ResponseCache::from_config(loaded.config.cache.clone(), &loaded.base_dir)
+            .map_err(|e| vec![e])?;
         plan.health = health.bind(&plan.providers);
         upstreams.attach(&mut plan);
         if let Some(path) = &plan.snapshot_file {
