@@ -7,7 +7,7 @@
 //! store, and expires there.
 
 #[cfg(feature = "semantic")]
-mod embed;
+pub mod embed;
 pub mod index;
 mod text;
 
