@@ -1,32 +1,47 @@
 //! The in-process vector index: per partition (model + parameters + scope + namespace, see
-//! `CacheKey::partition`), unit vectors stored contiguously and searched exhaustively. A
-//! partition only ever holds one tenant's entries for one model and parameter set, so it stays
-//! small in practice; exhaustive search over contiguous `f32`s is exact (no recall loss) and
-//! vectorises well. Entries expire with the answer they point to, and the index is bounded:
-//! past `max_entries`, an insert first drops expired entries of its partition, then its
-//! oldest.
+//! `CacheKey::partition`), each entry kept as int8 codes and sign bits (see `codes`). A
+//! partition only ever holds one tenant's entries for one model and parameter set, so it is
+//! usually small and is scored whole. A large one (more than `FULL_SCAN` entries) is searched
+//! in two passes: the Hamming distance of the sign bits picks the `CANDIDATES` closest entries,
+//! which are then scored; a cache hit needs a near-duplicate (cosine ≥ 0.8 or so, a few dozen
+//! differing bits of 384), and such an entry is always among the closest by sign bits unless
+//! dozens of other entries are nearer still. Entries expire with the answer they point to, and
+//! the index is bounded: past `max_entries`, an insert first drops expired entries of its
+//! partition, then the one expiring soonest.
 
+use super::codes::{dot_codes, hamming, push_codes, push_signs, words_for};
 use crate::cache::Hash128;
 use rustc_hash::FxHashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::RwLock;
 
+/// Partitions up to this size are scored whole.
+const FULL_SCAN: usize = 4096;
+/// Entries scored after the sign-bit pass in a larger partition.
+const CANDIDATES: usize = 64;
+
 #[derive(Debug, Default)]
 struct Partition {
-    /// `dims` floats per entry, entry `i` at `i * dims`.
-    vectors: Vec<f32>,
-    /// Per entry: the exact key of the stored answer, and when it expires (unix ms).
-    entries: Vec<(Hash128, u64)>,
+    /// `dims` codes per entry, entry `i` at `i * dims`.
+    codes: Vec<i8>,
+    /// `words` sign words per entry.
+    signs: Vec<u64>,
+    /// Per entry: its code scale, the exact key of the stored answer, and when it expires
+    /// (unix ms).
+    entries: Vec<(f32, Hash128, u64)>,
 }
 
 impl Partition {
-    fn remove(&mut self, i: usize, dims: usize) {
+    fn remove(&mut self, i: usize, dims: usize, words: usize) {
         let last = self.entries.len() - 1;
         if i != last {
-            let (head, tail) = self.vectors.split_at_mut(last * dims);
-            head[i * dims..(i + 1) * dims].copy_from_slice(&tail[..dims]);
+            self.codes
+                .copy_within(last * dims..(last + 1) * dims, i * dims);
+            self.signs
+                .copy_within(last * words..(last + 1) * words, i * words);
         }
-        self.vectors.truncate(last * dims);
+        self.codes.truncate(last * dims);
+        self.signs.truncate(last * words);
         self.entries.swap_remove(i);
     }
 }
@@ -41,6 +56,7 @@ pub struct Neighbour {
 #[derive(Debug)]
 pub struct EmbeddedIndex {
     dims: usize,
+    words: usize,
     max_entries: usize,
     len: AtomicUsize,
     partitions: RwLock<FxHashMap<u128, Partition>>,
@@ -50,6 +66,7 @@ impl EmbeddedIndex {
     pub fn new(dims: usize, max_entries: usize) -> EmbeddedIndex {
         EmbeddedIndex {
             dims,
+            words: words_for(dims),
             max_entries: max_entries.max(1),
             len: AtomicUsize::new(0),
             partitions: RwLock::default(),
@@ -70,20 +87,31 @@ impl EmbeddedIndex {
         if query.len() != self.dims {
             return None;
         }
+        let mut q_codes = Vec::with_capacity(self.dims);
+        let q_scale = push_codes(query, &mut q_codes);
         let partitions = self.partitions.read().unwrap_or_else(|e| e.into_inner());
         let p = partitions.get(&partition.as_u128())?;
-        let mut best: Option<Neighbour> = None;
-        for (i, v) in p.vectors.chunks_exact(self.dims).enumerate() {
-            let (exact, expires) = p.entries[i];
-            if expires <= now_ms {
-                continue;
+        let score = |i: usize| {
+            let (scale, exact, _) = p.entries[i];
+            let code = &p.codes[i * self.dims..(i + 1) * self.dims];
+            Neighbour {
+                exact,
+                similarity: dot_codes(code, &q_codes) as f32 / (scale * q_scale),
             }
-            let similarity = dot(v, query);
-            if best.is_none_or(|b| similarity > b.similarity) {
-                best = Some(Neighbour { exact, similarity });
-            }
+        };
+        let live = |i: usize| p.entries[i].2 > now_ms;
+        let best = |candidates: &mut dyn Iterator<Item = usize>| {
+            candidates
+                .filter(|&i| live(i))
+                .map(score)
+                .max_by(|a, b| a.similarity.total_cmp(&b.similarity))
+        };
+        if p.entries.len() <= FULL_SCAN {
+            return best(&mut (0..p.entries.len()));
         }
-        best
+        let mut q_signs = Vec::with_capacity(self.words);
+        push_signs(query, &mut q_signs);
+        best(&mut closest_by_signs(p, &q_signs, self.words, &live).into_iter())
     }
 
     /// Adds (or refreshes) the entry for `exact` in `partition`.
@@ -98,21 +126,21 @@ impl EmbeddedIndex {
         if vector.len() != self.dims {
             return;
         }
-        let dims = self.dims;
+        let (dims, words) = (self.dims, self.words);
         // `len` only changes under this lock, so it is exact here.
         let mut partitions = self.partitions.write().unwrap_or_else(|e| e.into_inner());
         let p = partitions.entry(partition.as_u128()).or_default();
         let mut removed = 0;
-        if let Some(i) = p.entries.iter().position(|(k, _)| *k == exact) {
-            p.remove(i, dims);
+        if let Some(i) = p.entries.iter().position(|(_, k, _)| *k == exact) {
+            p.remove(i, dims, words);
             removed += 1;
         }
         let full = |removed: usize| self.len() - removed >= self.max_entries;
         if full(removed) {
             let mut i = 0;
             while i < p.entries.len() {
-                if p.entries[i].1 <= now_ms {
-                    p.remove(i, dims);
+                if p.entries[i].2 <= now_ms {
+                    p.remove(i, dims, words);
                     removed += 1;
                 } else {
                     i += 1;
@@ -121,34 +149,53 @@ impl EmbeddedIndex {
         }
         if full(removed) && !p.entries.is_empty() {
             let soonest = (0..p.entries.len())
-                .min_by_key(|&i| p.entries[i].1)
+                .min_by_key(|&i| p.entries[i].2)
                 .unwrap_or(0);
-            p.remove(soonest, dims);
+            p.remove(soonest, dims, words);
             removed += 1;
         }
-        p.vectors.extend_from_slice(vector);
-        p.entries.push((exact, expires_ms));
+        let scale = push_codes(vector, &mut p.codes);
+        push_signs(vector, &mut p.signs);
+        p.entries.push((scale, exact, expires_ms));
         self.len.fetch_add(1, Ordering::Relaxed);
         self.len.fetch_sub(removed, Ordering::Relaxed);
     }
 }
 
-/// Dot product in eight independent lanes, which the compiler turns into SIMD.
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut lanes = [0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = ca
-        .remainder()
-        .iter()
-        .zip(cb.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
-    for (x, y) in ca.zip(cb) {
-        for l in 0..8 {
-            lanes[l] += x[l] * y[l];
+/// The `CANDIDATES` live entries with the fewest sign bits differing from the query's.
+fn closest_by_signs(
+    p: &Partition,
+    q_signs: &[u64],
+    words: usize,
+    live: &dyn Fn(usize) -> bool,
+) -> Vec<usize> {
+    // (distance, entry), kept unsorted; `worst` is the slot to replace next.
+    let mut top: Vec<(u32, usize)> = Vec::with_capacity(CANDIDATES);
+    let mut worst = (0u32, 0usize);
+    for (i, signs) in p.signs.chunks_exact(words).enumerate() {
+        let d = hamming(signs, q_signs);
+        if top.len() == CANDIDATES && d >= worst.0 {
+            continue;
+        }
+        if !live(i) {
+            continue;
+        }
+        if top.len() < CANDIDATES {
+            top.push((d, i));
+        } else {
+            top[worst.1] = (d, i);
+        }
+        if top.len() == CANDIDATES {
+            let (slot, far) = top
+                .iter()
+                .enumerate()
+                .max_by_key(|(_, (d, _))| *d)
+                .map(|(slot, (d, _))| (slot, *d))
+                .unwrap_or((0, 0));
+            worst = (far, slot);
         }
     }
-    lanes.iter().sum::<f32>() + tail
+    top.into_iter().map(|(_, i)| i).collect()
 }
 
 #[cfg(test)]
@@ -215,12 +262,40 @@ mod tests {
     }
 
     #[test]
-    fn dot_matches_the_plain_sum_for_any_length() {
-        for n in [0, 1, 7, 8, 9, 384] {
-            let a: Vec<f32> = (0..n).map(|i| (i as f32).sin()).collect();
-            let b: Vec<f32> = (0..n).map(|i| (i as f32).cos()).collect();
-            let plain: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
-            assert!((dot(&a, &b) - plain).abs() < 1e-3, "n={n}");
+    fn a_large_partition_still_finds_the_near_duplicate_and_skips_expired_ones() {
+        let dims = 384;
+        let mut rng = fastrand::Rng::with_seed(9);
+        let mut random = || unit(&(0..dims).map(|_| rng.f32() - 0.5).collect::<Vec<_>>());
+        let index = EmbeddedIndex::new(dims, 100_000);
+        let n = FULL_SCAN * 3;
+        let mut probes = Vec::new();
+        for i in 0..n {
+            let v = random();
+            let key = Hash128((i as u128).to_be_bytes());
+            // Every 1000th entry expires early.
+            let expires = if i % 1000 == 0 { 10 } else { 1_000 };
+            index.insert(h(1), &v, key, expires, 0);
+            if i % 997 == 0 {
+                probes.push((v, key, expires));
+            }
+        }
+        for (v, key, expires) in probes {
+            // A paraphrase-like neighbour: mostly the same direction.
+            let noise = random();
+            let query = unit(
+                &v.iter()
+                    .zip(&noise)
+                    .map(|(x, e)| x * 0.8 + e * 0.3)
+                    .collect::<Vec<_>>(),
+            );
+            let found = index.nearest(h(1), &query, 100);
+            if expires <= 100 {
+                assert_ne!(found.map(|f| f.exact), Some(key));
+            } else {
+                let found = found.expect("a neighbour");
+                assert_eq!(found.exact, key);
+                assert!(found.similarity > 0.85, "{found:?}");
+            }
         }
     }
 }

@@ -6,6 +6,7 @@
 //! stored answer, which the exact store then serves; so an answer lives once, in the exact
 //! store, and expires there.
 
+mod codes;
 #[cfg(feature = "semantic")]
 pub mod embed;
 pub mod index;
