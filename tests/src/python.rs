@@ -35,6 +35,7 @@ pub fn python_with(packages: &[&str]) -> PathBuf {
                 .map_or_else(|| p.replace('-', "_"), |(_, m)| m.to_string());
             !Command::new(&python)
                 .args(["-c", &format!("import {module}")])
+                .stderr(std::process::Stdio::null())
                 .status()
                 .is_ok_and(|s| s.success())
         })

@@ -161,6 +161,46 @@ fn readme_bedrock_example_compiles() {
 }
 
 #[test]
+fn readme_shared_semantic_cache_example_serves_a_paraphrase_from_redis() {
+    let redis = tollgate_e2e::RedisServer::start_v8();
+    let mock = Mock::start(&[]);
+    let text = readme_example("semantic-redis")
+        .replace(
+            "model_dir: models/all-minilm-l6-v2",
+            &format!("model_dir: '{}'", embedder_dir().display()),
+        )
+        .replace("redis://127.0.0.1:6379/0", &redis.url())
+        + &format!(
+            "providers:\n  - {{name: p, kind: openai_compatible, base_url: {}}}\n\
+             virtual_keys:\n  - {{id: vk, key: k}}\n",
+            mock.base_url()
+        );
+    let (one, two) = (Gateway::start(&text), Gateway::start(&text));
+    let ask = |gw: &Gateway, text: &str| {
+        let r = tollgate_e2e::post_json(
+            &format!("{}/v1/chat/completions", gw.url),
+            &[("authorization", "Bearer k")],
+            &serde_json::json!({"model": "m", "messages": [{"role": "user", "content": text}]}),
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.header("x-tollgate-cache").unwrap_or("none").to_string()
+    };
+    assert_eq!(ask(&one, "How do I reset my password?"), "miss");
+    // The answer and its vector are written after the reply; give them a moment.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let metrics = tollgate_e2e::get(&format!("{}/metrics", one.admin_url), &[]).body;
+        if metrics.contains("tollgate_cache_stores_total 1") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{metrics}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(ask(&two, "How can I reset my password?"), "hit-semantic");
+    assert_eq!(mock.requests().len(), 1);
+}
+
+#[test]
 fn readme_semantic_cache_example_starts() {
     // `check` validates the section; starting a gateway loads the model it names.
     let text = readme_example("semantic").replace(

@@ -78,6 +78,13 @@ impl Hash128 {
         u128::from_be_bytes(self.0)
     }
 
+    /// Reads back what `Display` wrote (32 hex digits); `None` for anything else.
+    pub fn from_hex(text: &str) -> Option<Hash128> {
+        let mut out = [0u8; 16];
+        hex::decode_to_slice(text, &mut out).ok()?;
+        Some(Hash128(out))
+    }
+
     fn of(hasher: Sha256) -> Hash128 {
         let full = hasher.finalize();
         let mut out = [0u8; 16];

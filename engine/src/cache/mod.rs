@@ -86,9 +86,7 @@ impl ResponseCache {
         let store = CacheStore::from_config(&config.store).map_err(|e| e.to_string())?;
         let wants_semantic = config.mode == CacheMode::Semantic || config.embedder.is_some();
         let semantic = if wants_semantic {
-            let layer =
-                SemanticLayer::open(config.embedder.as_ref(), config.index.as_ref(), base_dir)
-                    .map_err(|e| e.to_string())?;
+            let layer = SemanticLayer::open(&config, base_dir).map_err(|e| e.to_string())?;
             Some(Arc::new(layer))
         } else {
             None
@@ -123,6 +121,9 @@ impl ResponseCache {
     ) -> Option<SemanticFound> {
         let layer = self.semantic.as_ref()?;
         let found = layer.lookup(key, text?, threshold).await;
+        if found.failed {
+            CacheMetrics::add(&self.metrics.errors);
+        }
         let hit = match found.hit {
             Some(n) => match self.store.get(&n.exact).await {
                 Ok(Some(entry)) => Some((entry, n.similarity)),
@@ -218,19 +219,25 @@ impl ResponseCache {
             return None;
         }
         // Indexed for the semantic layer with the same lifetime as the stored answer.
-        if let (Some(layer), Some(v)) = (&self.semantic, vector) {
-            let expires =
-                entry.created_at_ms + u64::try_from(entry.ttl.as_millis()).unwrap_or(u64::MAX);
-            layer.remember(&key, &v, expires);
-        }
+        let index_write = match (&self.semantic, vector) {
+            (Some(layer), Some(v)) => {
+                let expires =
+                    entry.created_at_ms + u64::try_from(entry.ttl.as_millis()).unwrap_or(u64::MAX);
+                layer.remember(&key, v, expires)
+            }
+            _ => None,
+        };
         // The in-process store is a cheap map insert: done inline, so a client repeating its
-        // request right after the answer always hits (read-your-writes). Only a remote store
-        // is written from a task.
+        // request right after the answer always hits (read-your-writes). Only remote writes
+        // (a Redis store or index) happen in a task.
+        let mut remote_entry = Some(entry);
         if let CacheStore::Memory(memory) = &self.store {
-            let ttl = entry.ttl;
-            memory.put(&key.exact, entry, ttl);
-            CacheMetrics::add(&self.metrics.stores);
-            return None;
+            if let Some(entry) = remote_entry.take() {
+                let ttl = entry.ttl;
+                memory.put(&key.exact, entry, ttl);
+                CacheMetrics::add(&self.metrics.stores);
+            }
+            index_write.as_ref()?;
         }
         let Ok(permit) = Arc::clone(&self.pending).try_acquire_owned() else {
             CacheMetrics::add(&self.metrics.stores_dropped);
@@ -239,11 +246,22 @@ impl ResponseCache {
         let store = self.store.clone();
         let metrics = Arc::clone(&self.metrics);
         Some(tokio::spawn(async move {
-            let ttl = entry.ttl;
-            match store.put(&key.exact, entry, ttl).await {
-                Ok(()) => CacheMetrics::add(&metrics.stores),
-                Err(e) => {
-                    tracing::warn!(error = %e, "cache write failed");
+            if let Some(entry) = remote_entry {
+                let ttl = entry.ttl;
+                match store.put(&key.exact, entry, ttl).await {
+                    Ok(()) => CacheMetrics::add(&metrics.stores),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cache write failed");
+                        CacheMetrics::add(&metrics.errors);
+                        // An index entry pointing at an answer that is not there is no use.
+                        return;
+                    }
+                }
+            }
+            // After the answer is stored, so a replica finding the vector finds the answer.
+            if let Some(write) = index_write {
+                if let Err(e) = write.await {
+                    tracing::warn!(error = %e, "semantic index write failed");
                     CacheMetrics::add(&metrics.errors);
                 }
             }

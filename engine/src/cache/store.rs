@@ -19,7 +19,7 @@ pub const REDIS_PREFIX: &str = "tollgate:cache:";
 
 /// A lookup waits at most this long for Redis: past it, the upstream call is the faster
 /// answer. Reconnection is not retried within a request for the same reason.
-const REDIS_DEADLINE: Duration = Duration::from_millis(500);
+pub(crate) const REDIS_DEADLINE: Duration = Duration::from_millis(500);
 const REDIS_CONNECT_TIMEOUT: Duration = Duration::from_millis(300);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -146,6 +146,26 @@ impl MemoryStore {
     }
 }
 
+/// A connection to `url` opened on first use, with the cache's deadlines, and the URL without
+/// its password (for messages). Shared by the exact store and the Redis vector index.
+pub(crate) fn connect_lazily(url: &str) -> Result<(ConnectionManager, Arc<str>), CacheError> {
+    let shown: Arc<str> = Arc::from(crate::state::redis::redact(url));
+    let invalid = |reason: String| CacheError::InvalidUrl {
+        url: shown.to_string(),
+        reason,
+    };
+    let client = Client::open(url).map_err(|e| invalid(e.to_string()))?;
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(REDIS_CONNECT_TIMEOUT))
+        .set_response_timeout(Some(REDIS_DEADLINE))
+        .set_number_of_retries(1)
+        .set_min_delay(Duration::from_millis(20))
+        .set_max_delay(Duration::from_millis(100));
+    let conn = ConnectionManager::new_lazy_with_config(client, config)
+        .map_err(|e| invalid(e.to_string()))?;
+    Ok((conn, shown))
+}
+
 /// Entries in Redis under `tollgate:cache:{hex key}`, each a `SET … PX ttl` of the entry's
 /// wire form, so Redis expires them and `maxmemory-policy` can evict them.
 #[derive(Clone)]
@@ -166,20 +186,7 @@ impl fmt::Debug for RedisCacheStore {
 impl RedisCacheStore {
     /// Parses `url` and prepares a connection opened on first use.
     pub fn new(url: &str) -> Result<RedisCacheStore, CacheError> {
-        let shown: Arc<str> = Arc::from(crate::state::redis::redact(url));
-        let invalid = |reason: String| CacheError::InvalidUrl {
-            url: shown.to_string(),
-            reason,
-        };
-        let client = Client::open(url).map_err(|e| invalid(e.to_string()))?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(REDIS_CONNECT_TIMEOUT))
-            .set_response_timeout(Some(REDIS_DEADLINE))
-            .set_number_of_retries(1)
-            .set_min_delay(Duration::from_millis(20))
-            .set_max_delay(Duration::from_millis(100));
-        let conn = ConnectionManager::new_lazy_with_config(client, config)
-            .map_err(|e| invalid(e.to_string()))?;
+        let (conn, shown) = connect_lazily(url)?;
         Ok(RedisCacheStore { conn, url: shown })
     }
 

@@ -239,15 +239,26 @@ fn check_semantic_cache(
              feature); rebuild with `--features semantic` or use `mode: exact`",
         ));
     }
-    if let Some(index) = &cache.index {
-        if !matches!(index, crate::cache::IndexConfig::Embedded { .. }) {
+    use crate::cache::{CacheStoreConfig, IndexConfig};
+    match &cache.index {
+        Some(IndexConfig::Redis { .. })
+            if !matches!(cache.store, CacheStoreConfig::Redis { .. }) =>
+        {
+            errors.push(loaded.error_at(
+                "cache.store",
+                crate::cache::semantic::REDIS_INDEX_NEEDS_REDIS_STORE,
+            ));
+        }
+        Some(index @ IndexConfig::Qdrant { .. }) => {
             errors.push(loaded.error_at(
                 "cache.index.kind",
                 format!(
-                    "index kind `{}` is not available yet; use `index: {{kind: embedded}}`",
+                    "index kind `{}` is not available yet; use `index: {{kind: embedded}}` or \
+                     `{{kind: redis}}`",
                     index.kind_name()
                 ),
             ));
         }
+        _ => {}
     }
 }

@@ -229,13 +229,18 @@ fn metrics_text(gw: &Gateway) -> String {
         c.stores.load(std::sync::atomic::Ordering::Relaxed)
     );
     if let Some(layer) = gw.cache.semantic() {
+        // A shared (Redis) index has no local size to report.
+        if let Some(entries) = layer.index_len() {
+            let _ = writeln!(
+                out,
+                "# HELP tollgate_cache_index_entries Vectors in the semantic cache's index.\n\
+                 # TYPE tollgate_cache_index_entries gauge\ntollgate_cache_index_entries {entries}"
+            );
+        }
         let _ = writeln!(
             out,
-            "# HELP tollgate_cache_index_entries Vectors in the semantic cache's index.\n\
-             # TYPE tollgate_cache_index_entries gauge\ntollgate_cache_index_entries {}\n\
-             # HELP tollgate_cache_embedding_seconds Time to embed one batch of prompts.\n\
-             # TYPE tollgate_cache_embedding_seconds histogram",
-            layer.index_len()
+            "# HELP tollgate_cache_embedding_seconds Time to embed one batch of prompts.\n\
+             # TYPE tollgate_cache_embedding_seconds histogram"
         );
         layer
             .embedding_latency

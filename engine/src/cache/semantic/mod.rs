@@ -10,13 +10,16 @@ mod codes;
 #[cfg(feature = "semantic")]
 pub mod embed;
 pub mod index;
+mod redis_index;
 mod text;
 
 pub use index::{EmbeddedIndex, Neighbour};
+pub use redis_index::RedisIndex;
 pub use text::semantic_text;
 
-use super::{unix_ms_now, CacheKey, EmbedderConfig, IndexConfig};
+use super::{unix_ms_now, CacheConfig, CacheKey, CacheStoreConfig, IndexConfig};
 use crate::telemetry::Histogram;
+use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -34,14 +37,64 @@ pub enum SemanticError {
     Busy,
     #[error("semantic cache: the embedder has stopped")]
     Stopped,
+    /// The index (a remote one) failed a lookup or a write.
+    #[error("semantic cache: index: {0}")]
+    Index(String),
 }
+
+/// Where the vectors live. (Without the `semantic` feature no layer is ever opened.)
+#[derive(Debug)]
+#[cfg_attr(not(feature = "semantic"), allow(dead_code))]
+enum VectorIndex {
+    Embedded(EmbeddedIndex),
+    Redis(RedisIndex),
+}
+
+#[cfg_attr(not(feature = "semantic"), allow(dead_code))]
+impl VectorIndex {
+    /// The index `config` asks for (the embedded one when it names none), for vectors of
+    /// `dims` dimensions.
+    fn open(config: &CacheConfig, dims: usize) -> Result<VectorIndex, SemanticError> {
+        match &config.index {
+            None => Ok(VectorIndex::Embedded(EmbeddedIndex::new(
+                dims,
+                DEFAULT_INDEX_ENTRIES,
+            ))),
+            Some(IndexConfig::Embedded { max_entries }) => Ok(VectorIndex::Embedded(
+                EmbeddedIndex::new(dims, *max_entries),
+            )),
+            Some(IndexConfig::Redis { url, collection }) => {
+                // Replicas sharing the vectors but not the answers they point at would mostly
+                // miss; the answers' Redis is also the index's unless `url` says otherwise.
+                let CacheStoreConfig::Redis { url: store_url, .. } = &config.store else {
+                    return Err(SemanticError::Setup(REDIS_INDEX_NEEDS_REDIS_STORE.into()));
+                };
+                let url = url.as_deref().unwrap_or(store_url);
+                let collection = collection.as_deref().unwrap_or(DEFAULT_COLLECTION);
+                Ok(VectorIndex::Redis(RedisIndex::new(url, collection)?))
+            }
+            Some(other) => Err(SemanticError::Setup(format!(
+                "index kind `{}` is not available yet; use `index: {{kind: embedded}}` or \
+                 `{{kind: redis}}`",
+                other.kind_name()
+            ))),
+        }
+    }
+}
+
+/// Why `index: {kind: redis}` is refused beside an in-process store.
+pub const REDIS_INDEX_NEEDS_REDIS_STORE: &str = "a shared `index: {kind: redis}` needs the \
+     answers shared too: `store: {kind: redis, url: ...}`";
+
+/// Key prefix of a Redis index without `collection`.
+pub const DEFAULT_COLLECTION: &str = "tollgate";
 
 /// The embedder and the index, shared by every request.
 #[derive(Debug)]
 pub struct SemanticLayer {
     #[cfg(feature = "semantic")]
     embedder: embed::Embedder,
-    index: EmbeddedIndex,
+    index: VectorIndex,
     /// Seconds per embedding batch.
     pub embedding_latency: Arc<Histogram>,
 }
@@ -54,34 +107,22 @@ pub struct SemanticLookup {
     /// The request's embedding, to index its answer under once it is stored. `None` when
     /// embedding failed (then the answer is stored for exact hits only).
     pub vector: Option<Arc<[f32]>>,
+    /// The embedder or the index failed (the lookup is then a miss).
+    pub failed: bool,
 }
 
 impl SemanticLayer {
-    /// Loads the configured embedder (paths relative to `base_dir`) and creates the index.
+    /// Loads the configured embedder (paths relative to `base_dir`) and opens the index.
     #[cfg(feature = "semantic")]
-    pub fn open(
-        embedder: Option<&EmbedderConfig>,
-        index: Option<&IndexConfig>,
-        base_dir: &Path,
-    ) -> Result<SemanticLayer, SemanticError> {
-        let Some(EmbedderConfig::Fastembed {
+    pub fn open(config: &CacheConfig, base_dir: &Path) -> Result<SemanticLayer, SemanticError> {
+        let Some(super::EmbedderConfig::Fastembed {
             model_dir,
             onnxruntime,
-        }) = embedder
+        }) = &config.embedder
         else {
             return Err(SemanticError::Setup(
                 "`mode: semantic` needs `cache.embedder: {kind: fastembed, model_dir: ...}`".into(),
             ));
-        };
-        let max_entries = match index {
-            None => DEFAULT_INDEX_ENTRIES,
-            Some(IndexConfig::Embedded { max_entries }) => *max_entries,
-            Some(other) => {
-                return Err(SemanticError::Setup(format!(
-                    "index kind `{}` is not available yet; use `index: {{kind: embedded}}`",
-                    other.kind_name()
-                )))
-            }
         };
         let latency = Arc::new(Histogram::default());
         let embedder = embed::Embedder::load(
@@ -90,7 +131,7 @@ impl SemanticLayer {
             Arc::clone(&latency),
         )?;
         Ok(SemanticLayer {
-            index: EmbeddedIndex::new(embedder.dimensions, max_entries),
+            index: VectorIndex::open(config, embedder.dimensions)?,
             embedder,
             embedding_latency: latency,
         })
@@ -98,11 +139,7 @@ impl SemanticLayer {
 
     /// Without the `semantic` feature there is no embedder: asking for one is an error.
     #[cfg(not(feature = "semantic"))]
-    pub fn open(
-        _embedder: Option<&EmbedderConfig>,
-        _index: Option<&IndexConfig>,
-        _base_dir: &Path,
-    ) -> Result<SemanticLayer, SemanticError> {
+    pub fn open(_config: &CacheConfig, _base_dir: &Path) -> Result<SemanticLayer, SemanticError> {
         Err(SemanticError::Setup(
             "this tollgate was built without the semantic cache; rebuild with \
              `--features semantic` or use `mode: exact`"
@@ -119,27 +156,61 @@ impl SemanticLayer {
                 return SemanticLookup {
                     hit: None,
                     vector: None,
+                    failed: true,
                 };
             }
         };
-        let hit = self
-            .index
-            .nearest(key.partition, &vector, unix_ms_now())
-            .filter(|n| n.similarity >= threshold);
+        let nearest = match &self.index {
+            VectorIndex::Embedded(index) => {
+                Ok(index.nearest(key.partition, &vector, unix_ms_now()))
+            }
+            VectorIndex::Redis(index) => index.nearest(key.partition, &vector, unix_ms_now()).await,
+        };
+        let (hit, failed) = match nearest {
+            Ok(n) => (n.filter(|n| n.similarity >= threshold), false),
+            Err(e) => {
+                tracing::warn!(error = %e, "semantic lookup failed; treated as a miss");
+                (None, true)
+            }
+        };
         SemanticLookup {
             hit,
             vector: Some(vector),
+            failed,
         }
     }
 
-    /// Indexes a stored answer under the embedding of the request it answers.
-    pub fn remember(&self, key: &CacheKey, vector: &[f32], expires_ms: u64) {
-        self.index
-            .insert(key.partition, vector, key.exact, expires_ms, unix_ms_now());
+    /// Indexes a stored answer under the embedding of the request it answers. The embedded
+    /// index is written in place; a remote index's write is returned, for the caller to run
+    /// off the response path.
+    pub fn remember(
+        &self,
+        key: &CacheKey,
+        vector: Arc<[f32]>,
+        expires_ms: u64,
+    ) -> Option<impl Future<Output = Result<(), SemanticError>> + Send + 'static> {
+        match &self.index {
+            VectorIndex::Embedded(index) => {
+                index.insert(key.partition, &vector, key.exact, expires_ms, unix_ms_now());
+                None
+            }
+            VectorIndex::Redis(index) => {
+                let (index, partition, exact) = (index.clone(), key.partition, key.exact);
+                Some(async move {
+                    index
+                        .insert(partition, &vector, exact, expires_ms, unix_ms_now())
+                        .await
+                })
+            }
+        }
     }
 
-    pub fn index_len(&self) -> usize {
-        self.index.len()
+    /// Entries in the embedded index; `None` for a shared one, whose size is Redis's to tell.
+    pub fn index_len(&self) -> Option<usize> {
+        match &self.index {
+            VectorIndex::Embedded(index) => Some(index.len()),
+            VectorIndex::Redis(_) => None,
+        }
     }
 
     #[cfg(feature = "semantic")]
