@@ -16,8 +16,10 @@ fi
 cargo fmt --all --check
 cargo build --workspace --bins --locked
 cargo clippy --workspace --all-targets --locked -- -D warnings
-# The semantic cache is a default feature; the build without it must stay sound too.
+# The semantic cache and its Qdrant index are default features; builds without them must stay
+# sound too.
 cargo clippy -p tollgate --no-default-features --locked -- -D warnings
+cargo clippy -p tollgate --no-default-features --features semantic --locked -- -D warnings
 target/debug/tollgate check -c policies/tollgate.yaml
 target/debug/tollgate check -c policies/quickstart.yaml
 target/debug/tollgate test policies/tests

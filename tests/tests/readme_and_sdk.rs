@@ -201,6 +201,21 @@ fn readme_shared_semantic_cache_example_serves_a_paraphrase_from_redis() {
 }
 
 #[test]
+fn readme_qdrant_semantic_cache_example_is_valid_and_starts() {
+    let redis = tollgate_e2e::RedisServer::start();
+    let text = readme_example("semantic-qdrant")
+        .replace(
+            "model_dir: models/all-minilm-l6-v2",
+            &format!("model_dir: '{}'", embedder_dir().display()),
+        )
+        .replace("redis://127.0.0.1:6379/0", &redis.url());
+    // Qdrant is reached on first use, so the gateway starts whether or not one is running.
+    let gw = Gateway::start(&text);
+    let config = tollgate_e2e::get(&format!("{}/admin/config", gw.admin_url), &[]).body;
+    assert!(config.contains("qdrant"), "{config}");
+}
+
+#[test]
 fn readme_semantic_cache_example_starts() {
     // `check` validates the section; starting a gateway loads the model it names.
     let text = readme_example("semantic").replace(

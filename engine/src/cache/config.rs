@@ -163,10 +163,14 @@ pub enum IndexConfig {
         #[serde(default)]
         collection: Option<String>,
     },
+    /// A Qdrant collection, over gRPC (`url` is the gRPC port, 6334 by default).
     Qdrant {
         url: String,
         #[serde(default = "default_collection")]
         collection: String,
+        /// For a Qdrant that requires one (e.g. `${QDRANT_API_KEY}`).
+        #[serde(default, serialize_with = "crate::config::redact_opt")]
+        api_key: Option<String>,
     },
 }
 
@@ -418,9 +422,13 @@ mod tests {
             c.index,
             Some(IndexConfig::Qdrant {
                 url: "http://127.0.0.1:6334".into(),
-                collection: "tollgate".into()
+                collection: "tollgate".into(),
+                api_key: None,
             })
         );
+        let with_key =
+            parse("index: {kind: qdrant, url: 'http://q:6334', api_key: sekrit}").unwrap();
+        assert!(!serde_json::to_string(&with_key).unwrap().contains("sekrit"));
         // The password never leaves the process through /admin/config.
         let shown = serde_json::to_string(&c).unwrap();
         assert!(!shown.contains("pw@"), "{shown}");

@@ -240,24 +240,21 @@ fn check_semantic_cache(
         ));
     }
     use crate::cache::{CacheStoreConfig, IndexConfig};
+    let shared = matches!(
+        cache.index,
+        Some(IndexConfig::Redis { .. } | IndexConfig::Qdrant { .. })
+    );
+    if shared && !matches!(cache.store, CacheStoreConfig::Redis { .. }) {
+        errors.push(loaded.error_at(
+            "cache.store",
+            crate::cache::semantic::SHARED_INDEX_NEEDS_REDIS_STORE,
+        ));
+    }
     match &cache.index {
-        Some(IndexConfig::Redis { .. })
-            if !matches!(cache.store, CacheStoreConfig::Redis { .. }) =>
-        {
-            errors.push(loaded.error_at(
-                "cache.store",
-                crate::cache::semantic::REDIS_INDEX_NEEDS_REDIS_STORE,
-            ));
-        }
-        Some(index @ IndexConfig::Qdrant { .. }) => {
-            errors.push(loaded.error_at(
-                "cache.index.kind",
-                format!(
-                    "index kind `{}` is not available yet; use `index: {{kind: embedded}}` or \
-                     `{{kind: redis}}`",
-                    index.kind_name()
-                ),
-            ));
+        Some(IndexConfig::Qdrant { .. }) if !cfg!(feature = "qdrant") => {
+            errors.push(
+                loaded.error_at("cache.index.kind", crate::cache::semantic::QDRANT_NOT_BUILT),
+            );
         }
         _ => {}
     }

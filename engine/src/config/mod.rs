@@ -414,7 +414,7 @@ pub(crate) fn redact_map<S: Serializer>(
     out.end()
 }
 
-fn redact_opt<S: Serializer>(v: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn redact_opt<S: Serializer>(v: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
     match v {
         Some(_) => s.serialize_str("[REDACTED]"),
         None => s.serialize_none(),

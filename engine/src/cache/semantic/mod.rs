@@ -10,10 +10,14 @@ mod codes;
 #[cfg(feature = "semantic")]
 pub mod embed;
 pub mod index;
+#[cfg(feature = "qdrant")]
+mod qdrant_index;
 mod redis_index;
 mod text;
 
 pub use index::{EmbeddedIndex, Neighbour};
+#[cfg(feature = "qdrant")]
+pub use qdrant_index::QdrantIndex;
 pub use redis_index::RedisIndex;
 pub use text::semantic_text;
 
@@ -21,6 +25,7 @@ use super::{unix_ms_now, CacheConfig, CacheKey, CacheStoreConfig, IndexConfig};
 use crate::telemetry::Histogram;
 use std::future::Future;
 use std::path::Path;
+use std::pin::Pin;
 use std::sync::Arc;
 
 /// Entries the embedded index holds at most, by default.
@@ -42,12 +47,17 @@ pub enum SemanticError {
     Index(String),
 }
 
+/// A write to a shared index, run by the caller off the response path.
+pub type IndexWrite = Pin<Box<dyn Future<Output = Result<(), SemanticError>> + Send>>;
+
 /// Where the vectors live. (Without the `semantic` feature no layer is ever opened.)
 #[derive(Debug)]
 #[cfg_attr(not(feature = "semantic"), allow(dead_code))]
 enum VectorIndex {
     Embedded(EmbeddedIndex),
     Redis(RedisIndex),
+    #[cfg(feature = "qdrant")]
+    Qdrant(QdrantIndex),
 }
 
 #[cfg_attr(not(feature = "semantic"), allow(dead_code))]
@@ -64,26 +74,46 @@ impl VectorIndex {
                 EmbeddedIndex::new(dims, *max_entries),
             )),
             Some(IndexConfig::Redis { url, collection }) => {
-                // Replicas sharing the vectors but not the answers they point at would mostly
-                // miss; the answers' Redis is also the index's unless `url` says otherwise.
-                let CacheStoreConfig::Redis { url: store_url, .. } = &config.store else {
-                    return Err(SemanticError::Setup(REDIS_INDEX_NEEDS_REDIS_STORE.into()));
-                };
+                let store_url = shared_store_url(config)?;
                 let url = url.as_deref().unwrap_or(store_url);
                 let collection = collection.as_deref().unwrap_or(DEFAULT_COLLECTION);
                 Ok(VectorIndex::Redis(RedisIndex::new(url, collection)?))
             }
-            Some(other) => Err(SemanticError::Setup(format!(
-                "index kind `{}` is not available yet; use `index: {{kind: embedded}}` or \
-                 `{{kind: redis}}`",
-                other.kind_name()
-            ))),
+            #[cfg(feature = "qdrant")]
+            Some(IndexConfig::Qdrant {
+                url,
+                collection,
+                api_key,
+            }) => {
+                shared_store_url(config)?;
+                Ok(VectorIndex::Qdrant(QdrantIndex::new(
+                    url,
+                    collection,
+                    api_key.as_deref(),
+                    dims,
+                )?))
+            }
+            #[cfg(not(feature = "qdrant"))]
+            Some(IndexConfig::Qdrant { .. }) => Err(SemanticError::Setup(QDRANT_NOT_BUILT.into())),
         }
     }
 }
 
-/// Why `index: {kind: redis}` is refused beside an in-process store.
-pub const REDIS_INDEX_NEEDS_REDIS_STORE: &str = "a shared `index: {kind: redis}` needs the \
+/// The answers' Redis URL: a shared index needs them shared too, since replicas sharing the
+/// vectors but not the answers they point at would mostly miss.
+fn shared_store_url(config: &CacheConfig) -> Result<&str, SemanticError> {
+    match &config.store {
+        CacheStoreConfig::Redis { url, .. } => Ok(url),
+        _ => Err(SemanticError::Setup(SHARED_INDEX_NEEDS_REDIS_STORE.into())),
+    }
+}
+
+/// Why a build without the `qdrant` feature refuses `index: {kind: qdrant}`.
+pub const QDRANT_NOT_BUILT: &str = "`index: {kind: qdrant}` is not available in this build \
+     (built without the `qdrant` feature); rebuild with `--features qdrant`";
+
+/// Why a shared index (`redis`, `qdrant`) is refused beside an in-process store.
+pub const SHARED_INDEX_NEEDS_REDIS_STORE: &str = "a shared `index` (redis, qdrant) needs the \
      answers shared too: `store: {kind: redis, url: ...}`";
 
 /// Key prefix of a Redis index without `collection`.
@@ -165,6 +195,10 @@ impl SemanticLayer {
                 Ok(index.nearest(key.partition, &vector, unix_ms_now()))
             }
             VectorIndex::Redis(index) => index.nearest(key.partition, &vector, unix_ms_now()).await,
+            #[cfg(feature = "qdrant")]
+            VectorIndex::Qdrant(index) => {
+                index.nearest(key.partition, &vector, unix_ms_now()).await
+            }
         };
         let (hit, failed) = match nearest {
             Ok(n) => (n.filter(|n| n.similarity >= threshold), false),
@@ -188,19 +222,29 @@ impl SemanticLayer {
         key: &CacheKey,
         vector: Arc<[f32]>,
         expires_ms: u64,
-    ) -> Option<impl Future<Output = Result<(), SemanticError>> + Send + 'static> {
+    ) -> Option<IndexWrite> {
+        let (partition, exact) = (key.partition, key.exact);
         match &self.index {
             VectorIndex::Embedded(index) => {
-                index.insert(key.partition, &vector, key.exact, expires_ms, unix_ms_now());
+                index.insert(partition, &vector, exact, expires_ms, unix_ms_now());
                 None
             }
             VectorIndex::Redis(index) => {
-                let (index, partition, exact) = (index.clone(), key.partition, key.exact);
-                Some(async move {
+                let index = index.clone();
+                Some(Box::pin(async move {
                     index
                         .insert(partition, &vector, exact, expires_ms, unix_ms_now())
                         .await
-                })
+                }))
+            }
+            #[cfg(feature = "qdrant")]
+            VectorIndex::Qdrant(index) => {
+                let index = index.clone();
+                Some(Box::pin(async move {
+                    index
+                        .insert(partition, &vector, exact, expires_ms, unix_ms_now())
+                        .await
+                }))
             }
         }
     }
@@ -209,7 +253,7 @@ impl SemanticLayer {
     pub fn index_len(&self) -> Option<usize> {
         match &self.index {
             VectorIndex::Embedded(index) => Some(index.len()),
-            VectorIndex::Redis(_) => None,
+            _ => None,
         }
     }
 
