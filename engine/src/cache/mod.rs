@@ -10,6 +10,7 @@
 pub mod config;
 pub mod entry;
 pub mod key;
+pub mod persist;
 pub mod semantic;
 pub mod store;
 
@@ -19,6 +20,7 @@ pub use config::{
 };
 pub use entry::{unix_ms_now, CachedUsage, CorruptEntry, Entry};
 pub use key::{CacheKey, Hash128, KeyInput, ScopeId, EXCLUDED_PARAMS};
+pub use persist::{cache_file_for, PersistError, Persisted};
 pub use store::{CacheError, CacheStore, MemoryStore, RedisCacheStore};
 
 use semantic::SemanticLayer;

@@ -135,6 +135,13 @@ impl MemoryStore {
         self.entries.insert(key.as_u128(), stored);
     }
 
+    /// Calls `f` with each entry held (expired ones may still be among them).
+    pub fn for_each(&self, mut f: impl FnMut(Hash128, &Entry)) {
+        for (key, stored) in self.entries.iter() {
+            f(Hash128(key.to_be_bytes()), &stored.entry);
+        }
+    }
+
     /// Entries held; eventually consistent with inserts and evictions.
     pub fn len(&self) -> u64 {
         self.entries.run_pending_tasks();

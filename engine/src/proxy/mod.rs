@@ -4,6 +4,7 @@ mod admin;
 mod admit;
 mod attempt;
 mod body;
+mod cache_file;
 mod cached;
 mod client_format;
 mod data_plane;
@@ -72,6 +73,8 @@ pub struct Gateway {
     /// The response cache (`cache:`, read at start). Present even with `mode: off`, since a
     /// request may turn caching on for itself.
     pub cache: ResponseCache,
+    /// `cache.metrics().stores` at the last cache file save: unchanged means nothing to save.
+    cache_saved_at: std::sync::atomic::AtomicU64,
     config_path: PathBuf,
 }
 
@@ -128,6 +131,9 @@ impl Gateway {
                 }
             }
         }
+        if let Some(path) = &plan.snapshot_file {
+            cache_file::restore(&cache, path);
+        }
         let redis = match &plan.redis {
             Some((url, _)) => Some(
                 RedisStore::connect(url)
@@ -149,6 +155,7 @@ impl Gateway {
             request_log,
             traces,
             cache,
+            cache_saved_at: Default::default(),
             config_path,
         })
     }
@@ -277,9 +284,11 @@ pub async fn serve(gw: Arc<Gateway>) -> anyhow::Result<()> {
     tokio::spawn(server::accept_loop(gw.clone(), admin, Listener::Admin));
     tokio::spawn(reload_on_sighup(gw.clone()));
     tokio::spawn(save_state_periodically(gw.clone()));
+    tokio::spawn(cache_file::save_periodically(gw.clone()));
     shutdown_signal().await;
     tracing::info!("tollgate stopping");
     gw.save_state();
+    gw.save_cache();
     // Records of requests already answered are written before the process exits.
     let g = gw.clone();
     let _ = tokio::task::spawn_blocking(move || g.request_log.shutdown()).await;

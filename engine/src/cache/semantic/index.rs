@@ -20,6 +20,9 @@ const FULL_SCAN: usize = 4096;
 /// Entries scored after the sign-bit pass in a larger partition.
 const CANDIDATES: usize = 64;
 
+#[path = "index_file.rs"]
+mod file;
+
 #[derive(Debug, Default)]
 struct Partition {
     /// `dims` codes per entry, entry `i` at `i * dims`.
@@ -126,6 +129,27 @@ impl EmbeddedIndex {
         if vector.len() != self.dims {
             return;
         }
+        let mut codes = Vec::with_capacity(self.dims);
+        let scale = push_codes(vector, &mut codes);
+        let mut signs = Vec::with_capacity(self.words);
+        push_signs(vector, &mut signs);
+        let encoded = Encoded {
+            scale,
+            codes: &codes,
+            signs: &signs,
+        };
+        self.insert_encoded(partition, encoded, exact, expires_ms, now_ms);
+    }
+
+    /// `insert` of a vector already in index form (restored from a file).
+    fn insert_encoded(
+        &self,
+        partition: Hash128,
+        vector: Encoded<'_>,
+        exact: Hash128,
+        expires_ms: u64,
+        now_ms: u64,
+    ) {
         let (dims, words) = (self.dims, self.words);
         // `len` only changes under this lock, so it is exact here.
         let mut partitions = self.partitions.write().unwrap_or_else(|e| e.into_inner());
@@ -154,12 +178,20 @@ impl EmbeddedIndex {
             p.remove(soonest, dims, words);
             removed += 1;
         }
-        let scale = push_codes(vector, &mut p.codes);
-        push_signs(vector, &mut p.signs);
-        p.entries.push((scale, exact, expires_ms));
+        p.codes.extend_from_slice(vector.codes);
+        p.signs.extend_from_slice(vector.signs);
+        p.entries.push((vector.scale, exact, expires_ms));
         self.len.fetch_add(1, Ordering::Relaxed);
         self.len.fetch_sub(removed, Ordering::Relaxed);
     }
+}
+
+/// One vector as the index keeps it: `dims` int8 codes with their scale, and sign words.
+#[derive(Debug, Clone, Copy)]
+struct Encoded<'a> {
+    scale: f32,
+    codes: &'a [i8],
+    signs: &'a [u64],
 }
 
 /// The `CANDIDATES` live entries with the fewest sign bits differing from the query's.
@@ -202,13 +234,13 @@ fn closest_by_signs(
 mod tests {
     use super::*;
 
-    fn unit(v: &[f32]) -> Vec<f32> {
+    pub(super) fn unit(v: &[f32]) -> Vec<f32> {
         let mut v = v.to_vec();
         crate::cache::semantic::normalise(&mut v);
         v
     }
 
-    fn h(n: u8) -> Hash128 {
+    pub(super) fn h(n: u8) -> Hash128 {
         Hash128([n; 16])
     }
 

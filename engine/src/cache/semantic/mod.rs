@@ -249,6 +249,14 @@ impl SemanticLayer {
         }
     }
 
+    /// The in-process index, the only one this process saves and restores.
+    pub(crate) fn embedded_index(&self) -> Option<&EmbeddedIndex> {
+        match &self.index {
+            VectorIndex::Embedded(index) => Some(index),
+            _ => None,
+        }
+    }
+
     /// Entries in the embedded index; `None` for a shared one, whose size is Redis's to tell.
     pub fn index_len(&self) -> Option<usize> {
         match &self.index {
