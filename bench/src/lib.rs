@@ -8,6 +8,10 @@
 //! 100 routing rules (`Spec::rules`) across the four scopes, and 5 guardrails (regex, keywords, PII in and out,
 //! CEL). Limits are far above what a benchmark sends and the rules' conditions do not hold for
 //! benchmark traffic, so every request is admitted and walks its whole rule list.
+//!
+//! `paraphrase` holds the semantic cache's quality check (the `semantic-quality` binary).
+
+pub mod paraphrase;
 
 use sha2::{Digest, Sha256};
 use std::fmt::Write;

@@ -109,6 +109,10 @@ impl Default for CacheConfig {
     }
 }
 
+/// The cosine similarity a semantic hit needs unless `cache.threshold` or
+/// `x-tollgate-cache-threshold` says otherwise.
+pub const DEFAULT_THRESHOLD: f32 = 0.92;
+
 /// Where exact entries live.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
@@ -199,7 +203,7 @@ fn default_ttl() -> DurationStr {
     DurationStr(Duration::from_secs(3600))
 }
 fn default_threshold() -> f32 {
-    0.92
+    DEFAULT_THRESHOLD
 }
 fn default_history() -> usize {
     3
@@ -394,7 +398,7 @@ mod tests {
         let c = parse("{}").unwrap();
         assert_eq!(c.mode, CacheMode::Off);
         assert_eq!(c.ttl.0, Duration::from_secs(3600));
-        assert_eq!(c.threshold, 0.92);
+        assert_eq!(c.threshold, DEFAULT_THRESHOLD);
         assert_eq!(c.history, 3);
         assert_eq!(c.scope, CacheScope::Key);
         assert_eq!(

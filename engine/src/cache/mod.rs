@@ -16,7 +16,7 @@ pub mod store;
 
 pub use config::{
     CacheConfig, CacheDirectives, CacheMode, CacheScope, CacheStoreConfig, DirectiveError,
-    EffectiveCache, EmbedderConfig, IndexConfig,
+    EffectiveCache, EmbedderConfig, IndexConfig, DEFAULT_THRESHOLD,
 };
 pub use entry::{unix_ms_now, CachedUsage, CorruptEntry, Entry};
 pub use key::{CacheKey, Hash128, KeyInput, ScopeId, EXCLUDED_PARAMS};
