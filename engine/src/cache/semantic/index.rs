@@ -35,6 +35,25 @@ struct Partition {
 }
 
 impl Partition {
+    /// Drops the expired entries, or when none has expired the one expiring soonest; returns
+    /// how many went.
+    fn make_room(&mut self, now_ms: u64, dims: usize, words: usize) -> usize {
+        let before = self.entries.len();
+        let mut i = 0;
+        while i < self.entries.len() {
+            if self.entries[i].2 <= now_ms {
+                self.remove(i, dims, words);
+            } else {
+                i += 1;
+            }
+        }
+        if self.entries.len() == before && before > 0 {
+            let soonest = (0..before).min_by_key(|&i| self.entries[i].2).unwrap_or(0);
+            self.remove(soonest, dims, words);
+        }
+        before - self.entries.len()
+    }
+
     fn remove(&mut self, i: usize, dims: usize, words: usize) {
         let last = self.entries.len() - 1;
         if i != last {
@@ -151,33 +170,37 @@ impl EmbeddedIndex {
         now_ms: u64,
     ) {
         let (dims, words) = (self.dims, self.words);
+        let id = partition.as_u128();
         // `len` only changes under this lock, so it is exact here.
         let mut partitions = self.partitions.write().unwrap_or_else(|e| e.into_inner());
-        let p = partitions.entry(partition.as_u128()).or_default();
         let mut removed = 0;
-        if let Some(i) = p.entries.iter().position(|(_, k, _)| *k == exact) {
-            p.remove(i, dims, words);
-            removed += 1;
+        if let Some(p) = partitions.get_mut(&id) {
+            if let Some(i) = p.entries.iter().position(|(_, k, _)| *k == exact) {
+                p.remove(i, dims, words);
+                removed += 1;
+            }
         }
-        let full = |removed: usize| self.len() - removed >= self.max_entries;
-        if full(removed) {
-            let mut i = 0;
-            while i < p.entries.len() {
-                if p.entries[i].2 <= now_ms {
-                    p.remove(i, dims, words);
-                    removed += 1;
-                } else {
-                    i += 1;
+        if self.len() - removed >= self.max_entries {
+            // Room comes from the partition written to when it has entries to give; a new
+            // tenant's empty partition takes it from the largest one instead, or the bound
+            // would not hold.
+            let victim = match partitions.get(&id) {
+                Some(p) if !p.entries.is_empty() => Some(id),
+                _ => partitions
+                    .iter()
+                    .max_by_key(|(_, p)| p.entries.len())
+                    .map(|(k, _)| *k),
+            };
+            if let Some(victim) = victim {
+                if let Some(p) = partitions.get_mut(&victim) {
+                    removed += p.make_room(now_ms, dims, words);
+                    if p.entries.is_empty() && victim != id {
+                        partitions.remove(&victim);
+                    }
                 }
             }
         }
-        if full(removed) && !p.entries.is_empty() {
-            let soonest = (0..p.entries.len())
-                .min_by_key(|&i| p.entries[i].2)
-                .unwrap_or(0);
-            p.remove(soonest, dims, words);
-            removed += 1;
-        }
+        let p = partitions.entry(id).or_default();
         p.codes.extend_from_slice(vector.codes);
         p.signs.extend_from_slice(vector.signs);
         p.entries.push((vector.scale, exact, expires_ms));
@@ -291,6 +314,32 @@ mod tests {
             .map(|n| n.exact)
             .collect();
         assert!(!left.contains(&h(13)), "{left:?}");
+    }
+
+    #[test]
+    fn a_new_partition_takes_room_from_the_largest_when_the_index_is_full() {
+        let index = EmbeddedIndex::new(2, 3);
+        index.insert(h(1), &unit(&[1.0, 0.0]), h(10), 900, 0);
+        index.insert(h(1), &unit(&[0.0, 1.0]), h(11), 800, 0);
+        index.insert(h(2), &unit(&[1.0, 1.0]), h(20), 700, 0);
+        // A third tenant arrives with the index full: the bound holds, the newcomer is
+        // indexed, and the largest partition gives up the entry expiring soonest.
+        index.insert(h(3), &unit(&[1.0, -1.0]), h(30), 950, 100);
+        assert_eq!(index.len(), 3);
+        assert_eq!(
+            index
+                .nearest(h(3), &unit(&[1.0, -1.0]), 100)
+                .map(|n| n.exact),
+            Some(h(30))
+        );
+        assert_eq!(
+            index
+                .nearest(h(1), &unit(&[0.0, 1.0]), 100)
+                .map(|n| n.exact),
+            Some(h(10)),
+            "h(11) was evicted"
+        );
+        assert!(index.nearest(h(2), &unit(&[1.0, 1.0]), 100).is_some());
     }
 
     #[test]
