@@ -5,10 +5,13 @@
 //! rather than slow the request. A dedicated OS thread drains the queue in batches into a
 //! [`LogStore`] (SQLite today; the trait is where a Postgres store would plug in). The admin
 //! API reads through the same store on its own connections, so reads never wait on writes.
+//! Stores build their filters and shape their answers with the same code ([`sql`]), so
+//! every store answers a query alike.
 
 mod config;
 mod query;
 mod record;
+mod sql;
 mod sqlite;
 #[cfg(test)]
 mod tests;
