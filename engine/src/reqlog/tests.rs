@@ -503,7 +503,7 @@ fn open_migrates_an_empty_file_and_reopens_an_existing_one() {
     let path = dir.path().join("logs.db");
     std::fs::write(&path, b"").unwrap();
     let config = LogsConfig {
-        path: "logs.db".into(),
+        path: Some("logs.db".into()),
         ..LogsConfig::default()
     };
     let log = RequestLog::open(&config, dir.path()).unwrap();
@@ -544,7 +544,7 @@ fn open_refuses_a_schema_from_a_newer_version() {
 fn open_explains_a_missing_directory_or_an_unwritable_path() {
     let dir = tempfile::tempdir().unwrap();
     let config = LogsConfig {
-        path: "no/such/dir/logs.db".into(),
+        path: Some("no/such/dir/logs.db".into()),
         ..LogsConfig::default()
     };
     let err = RequestLog::open(&config, dir.path()).err().unwrap();
@@ -555,7 +555,7 @@ fn open_explains_a_missing_directory_or_an_unwritable_path() {
     // A directory where the file should be cannot be opened as a database.
     std::fs::create_dir(dir.path().join("taken.db")).unwrap();
     let config = LogsConfig {
-        path: "taken.db".into(),
+        path: Some("taken.db".into()),
         ..LogsConfig::default()
     };
     let err = RequestLog::open(&config, dir.path()).err().unwrap();
@@ -588,7 +588,7 @@ fn bodies_are_kept_only_when_configured() {
     for bodies in [false, true] {
         let dir = tempfile::tempdir().unwrap();
         let config = LogsConfig {
-            path: "logs.db".into(),
+            path: Some("logs.db".into()),
             bodies,
             ..LogsConfig::default()
         };
@@ -610,7 +610,7 @@ fn clones_share_one_writer_and_batches_span_threads() {
     let dir = tempfile::tempdir().unwrap();
     let log = RequestLog::open(
         &LogsConfig {
-            path: "logs.db".into(),
+            path: Some("logs.db".into()),
             ..LogsConfig::default()
         },
         dir.path(),
@@ -645,7 +645,7 @@ fn insert_throughput() {
     let dir = tempfile::tempdir().unwrap();
     let log = RequestLog::open(
         &LogsConfig {
-            path: "logs.db".into(),
+            path: Some("logs.db".into()),
             queue: 10_000,
             ..LogsConfig::default()
         },

@@ -99,22 +99,23 @@ struct Writer {
 }
 
 impl RequestLog {
-    /// Opens the store the config names, with `path` relative to `base_dir` (the config
-    /// file's directory), and starts the writer thread.
+    /// Opens the store the config names, with a SQLite `path` relative to `base_dir` (the
+    /// config file's directory), and starts the writer thread.
     pub fn open(config: &LogsConfig, base_dir: &Path) -> Result<RequestLog, Error> {
-        match config.kind {
-            LogStoreKind::None => Ok(RequestLog::disabled()),
+        let store: Arc<dyn LogStore> = match config.kind {
+            LogStoreKind::None => return Ok(RequestLog::disabled()),
             LogStoreKind::Sqlite => {
-                let store = SqliteStore::open(&base_dir.join(&config.path))?;
-                let options = WriterOptions {
-                    queue: config.queue,
-                    bodies: config.bodies,
-                    retention: config.retention.clone(),
-                    ..WriterOptions::default()
-                };
-                RequestLog::with_store(Arc::new(store), options)
+                Arc::new(SqliteStore::open(&base_dir.join(config.sqlite_path()))?)
             }
-        }
+            LogStoreKind::Postgres => open_postgres(config)?,
+        };
+        let options = WriterOptions {
+            queue: config.queue,
+            bodies: config.bodies,
+            retention: config.retention.clone(),
+            ..WriterOptions::default()
+        };
+        RequestLog::with_store(store, options)
     }
 
     /// A log that records nothing (`logs.kind: none`).
@@ -245,6 +246,20 @@ impl RequestLog {
             .map(|w| &*w.store)
             .ok_or(Error::Disabled)
     }
+}
+
+#[cfg(feature = "postgres")]
+fn open_postgres(config: &LogsConfig) -> Result<Arc<dyn LogStore>, Error> {
+    let url = config.url.as_deref().ok_or(Error::PostgresUrl {
+        url: String::new(),
+        message: "`kind: postgres` needs `url`".into(),
+    })?;
+    Ok(Arc::new(super::PostgresStore::open(url)?))
+}
+
+#[cfg(not(feature = "postgres"))]
+fn open_postgres(_: &LogsConfig) -> Result<Arc<dyn LogStore>, Error> {
+    Err(Error::PostgresNotBuilt)
 }
 
 /// Lowers this thread's scheduling priority (nice 10). The log can wait; requests cannot: when
