@@ -3,6 +3,7 @@
 
 mod embedder;
 mod http;
+pub mod log_traffic;
 mod process;
 mod python;
 mod redis;
