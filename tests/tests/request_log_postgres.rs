@@ -314,6 +314,21 @@ fn replicas_share_one_schema_and_a_restart_keeps_the_records() {
     assert!(!ok, "the gateway started on a newer schema: {output}");
     assert!(output.contains("schema version 99"), "{output}");
     assert!(!output.contains(PG_PASSWORD), "{output}");
+
+    // A server that answers "no" will not change its mind: an error at start too, where the
+    // operator sees it, rather than a log that silently never fills.
+    for (wrong, says) in [
+        (
+            text.replace(PG_PASSWORD, "not-the-password"),
+            "password authentication failed",
+        ),
+        (text.replace("/shared'", "/nosuchdb'"), "does not exist"),
+    ] {
+        let (ok, output) = serve_until_exit(&wrong);
+        assert!(!ok, "the gateway started: {output}");
+        assert!(output.contains(says), "{output}");
+        assert!(!output.contains("not-the-password"), "{output}");
+    }
 }
 
 #[test]

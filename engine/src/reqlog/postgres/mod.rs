@@ -115,7 +115,7 @@ pub struct PostgresStore {
 impl PostgresStore {
     /// Prepares the store and makes a first connection, migrating the schema. An unreachable
     /// server is not an error (requests are served and records dropped until it answers); a
-    /// schema newer than this version knows is.
+    /// server that refuses (see `first_contact`) is.
     pub fn open(url: &str) -> Result<PostgresStore, Error> {
         let shown_url = super::redact_postgres_url(url);
         super::check_postgres_url(url).map_err(|message| Error::PostgresUrl {
@@ -148,17 +148,11 @@ impl PostgresStore {
         };
         // On a thread of its own: `open` may be called on a runtime worker, where blocking
         // on another runtime is not allowed.
-        let first = std::thread::scope(|s| {
-            s.spawn(|| store.with_writer(|_, _| Ok(())))
+        std::thread::scope(|s| {
+            s.spawn(|| store.first_contact())
                 .join()
                 .unwrap_or_else(|_| Err(Error::Thread(std::io::Error::other("panicked"))))
-        });
-        match first {
-            Ok(()) => {}
-            Err(e @ Error::PostgresSchemaTooNew { .. }) => return Err(e),
-            // Already logged by the connection attempt.
-            Err(_) => {}
-        }
+        })?;
         Ok(store)
     }
 
@@ -291,24 +285,7 @@ impl PostgresStore {
                 }
                 Err(e) => {
                     let e = self.error(e);
-                    link.failures += 1;
-                    link.backoff = if link.backoff.is_zero() {
-                        FIRST_BACKOFF
-                    } else {
-                        (link.backoff * 2).min(MAX_BACKOFF)
-                    };
-                    // Jitter keeps replicas that lost the server together from retrying in step.
-                    let wait = link.backoff.mul_f64(0.8 + 0.4 * fastrand::f64());
-                    link.retry_at = Some(Instant::now() + wait);
-                    if link.failures == 1 {
-                        tracing::error!(
-                            error = %e,
-                            "request log: cannot reach PostgreSQL; requests are served, \
-                             their records dropped until it answers"
-                        );
-                    } else {
-                        tracing::debug!(error = %e, retry_in = ?wait, "request log: PostgreSQL still unreachable");
-                    }
+                    self.note_failure(&mut link, &e);
                     return Err(e);
                 }
             }
@@ -327,6 +304,59 @@ impl PostgresStore {
             }
         }
         out.map_err(|e| self.error(e))
+    }
+
+    /// A failed connection attempt: when to try again, and a log line for the first one of
+    /// a run (the writer reports the batches that fail meanwhile).
+    fn note_failure(&self, link: &mut Link, e: &Error) {
+        link.failures += 1;
+        link.backoff = if link.backoff.is_zero() {
+            FIRST_BACKOFF
+        } else {
+            (link.backoff * 2).min(MAX_BACKOFF)
+        };
+        // Jitter keeps replicas that lost the server together from retrying in step.
+        let wait = link.backoff.mul_f64(0.8 + 0.4 * fastrand::f64());
+        link.retry_at = Some(Instant::now() + wait);
+        if link.failures == 1 {
+            tracing::error!(
+                error = %e,
+                "request log: cannot reach PostgreSQL; requests are served, \
+                 their records dropped until it answers"
+            );
+        } else {
+            tracing::debug!(error = %e, retry_in = ?wait, "request log: PostgreSQL still unreachable");
+        }
+    }
+
+    /// The connection `open` makes. A server that cannot be reached is waited for (the
+    /// gateway serves meanwhile); one that answers "no" — a wrong password, a missing
+    /// database, no right to create the tables, a newer schema — will not change its mind,
+    /// so that is an error at start, as an unwritable SQLite file is.
+    fn first_contact(&self) -> Result<(), Error> {
+        let conn = self.connect().and_then(|mut conn| {
+            self.ensure_schema(&mut conn)?;
+            Ok(conn)
+        });
+        match conn {
+            Ok(conn) => {
+                self.lock_writer().conn = Some(conn);
+                Ok(())
+            }
+            Err(e) => {
+                let refused = match &e {
+                    OpError::SchemaTooNew { .. } | OpError::Corrupt(_) => true,
+                    OpError::Db(db) => db.code().is_some_and(|c| !transient(c.code())),
+                    OpError::Timeout(_) => false,
+                };
+                let e = self.error(e);
+                if refused {
+                    return Err(e);
+                }
+                self.note_failure(&mut self.lock_writer(), &e);
+                Ok(())
+            }
+        }
     }
 
     /// Runs `f` on a read connection, reusing an idle one when there is one. Readers do not
@@ -370,6 +400,15 @@ impl Drop for PostgresStore {
             rt.shutdown_background();
         }
     }
+}
+
+/// SQLSTATE classes a server reports while it cannot serve for now: connection exceptions
+/// (08), insufficient resources such as too many connections (53), and operator intervention
+/// such as starting up or shutting down (57).
+fn transient(sqlstate: &str) -> bool {
+    ["08", "53", "57"]
+        .iter()
+        .any(|class| sqlstate.starts_with(class))
 }
 
 /// `fut` with the operation deadline.
