@@ -13,11 +13,17 @@ if ! command -v redis-server >/dev/null 2>&1; then
   apt-get update -qq && apt-get install -y -qq redis-server
 fi
 
+# The PostgreSQL request-log tests start their own server (initdb + postgres from Debian's
+# package, under /usr/lib/postgresql/*/bin) in a temporary directory on a free loopback port.
+if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then
+  apt-get update -qq && apt-get install -y -qq postgresql
+fi
+
 cargo fmt --all --check
 cargo build --workspace --bins --locked
 cargo clippy --workspace --all-targets --locked -- -D warnings
-# The semantic cache and its Qdrant index are default features; builds without them must stay
-# sound too.
+# The semantic cache, its Qdrant index and the PostgreSQL request log are default features;
+# builds without them must stay sound too.
 cargo clippy -p tollgate --no-default-features --locked -- -D warnings
 cargo clippy -p tollgate --no-default-features --features semantic --locked -- -D warnings
 target/debug/tollgate check -c policies/tollgate.yaml

@@ -3,12 +3,15 @@
 
 mod embedder;
 mod http;
+pub mod log_traffic;
+mod postgres;
 mod process;
 mod python;
 mod redis;
 
 pub use embedder::embedder_dir;
 pub use http::{get, post_json, post_raw, Reply};
+pub use postgres::{PostgresServer, PG_PASSWORD, PG_USER};
 pub use process::{bin_path, run_tollgate, Gateway, Mock};
 pub use python::{python_json, python_with, recorded_body};
 pub use redis::RedisServer;

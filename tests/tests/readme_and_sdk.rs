@@ -154,6 +154,44 @@ fn readme_logs_cache_and_traces_examples_compile() {
     }
 }
 
+#[cfg(feature = "postgres")]
+#[test]
+fn readme_postgres_logs_example_logs_to_postgres() {
+    let pg = tollgate_e2e::PostgresServer::start();
+    pg.create_db("tollgate");
+    let mock = Mock::start(&[]);
+    let text = readme_example("logs-postgres")
+        .replace("127.0.0.1:5432", &format!("127.0.0.1:{}", pg.port))
+        + &format!(
+            "providers:\n  - {{name: p, kind: openai_compatible, base_url: {}}}\n\
+             virtual_keys:\n  - {{id: vk, key: k}}\n",
+            mock.base_url()
+        );
+    let gw = Gateway::start_with_env(&text, &[("TG_PG_PASSWORD", tollgate_e2e::PG_PASSWORD)]);
+    let r = tollgate_e2e::post_json(
+        &format!("{}/v1/chat/completions", gw.url),
+        &[("authorization", "Bearer k")],
+        &serde_json::json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while pg.psql("tollgate", "SELECT count(*) FROM tollgate_requests") != "1" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the record never reached PostgreSQL"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let logs = tollgate_e2e::get(&format!("{}/admin/logs", gw.admin_url), &[]).json();
+    assert_eq!(logs["records"][0]["key_id"], "vk", "{logs}");
+    let config = tollgate_e2e::get(&format!("{}/admin/config", gw.admin_url), &[]).body;
+    assert!(
+        config.contains("postgres://tollgate:[REDACTED]@127.0.0.1:"),
+        "{config}"
+    );
+    assert!(!config.contains(tollgate_e2e::PG_PASSWORD), "{config}");
+}
+
 #[test]
 fn readme_bedrock_example_compiles() {
     let stdout = check_readme_config("bedrock");

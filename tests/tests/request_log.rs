@@ -4,69 +4,11 @@
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
-use tollgate_e2e::{get, post_json, Gateway, Mock, Reply};
-
-/// $1,000 per 1M tokens ($0.001 a token), so the budget key runs out within a few requests.
-const PRICING: &str = "pricing: {m: {input: 1000, output: 1000}}\n";
-const PROVIDER_SECRET: &str = "sk-provider-never-logged";
+use tollgate_e2e::log_traffic::{all_records, ask, chat, send_mixed_traffic, PROVIDER_SECRET};
+use tollgate_e2e::{get, Gateway, Mock};
 
 fn config(good: &Mock, bad: &Mock) -> String {
-    format!(
-        "logs: {{kind: sqlite, path: logs.db}}
-{PRICING}providers:
-  - {{name: good, kind: openai_compatible, base_url: {}, models: [m], keys: [{{key: {PROVIDER_SECRET}}}]}}
-  - {{name: bad, kind: openai_compatible, base_url: {}, models: [m], retries: {{max: 0}}}}
-routing:
-  aliases: {{fb: [bad/m, good/m]}}
-guardrails:
-  - {{name: no-secrets, detect: {{regex: ['forbidden-[0-9]+']}}, action: block}}
-teams: [{{id: t1, customer: c1}}]
-customers: [{{id: c1}}]
-virtual_keys:
-  - {{id: vk-ok, key: secret-ok-key, team: t1}}
-  - {{id: vk-rate, key: secret-rate-key, rate_limit: {{requests: {{limit: 3, window: 1m}}}}}}
-  - {{id: vk-budget, key: secret-budget-key, budget: {{limit_usd: 0.05, window: 1d}}}}
-",
-        good.base_url(),
-        bad.base_url()
-    )
-}
-
-fn chat(gw: &Gateway, key: &str, body: Value) -> Reply {
-    post_json(
-        &format!("{}/v1/chat/completions", gw.url),
-        &[("authorization", &format!("Bearer {key}"))],
-        &body,
-    )
-}
-
-fn ask(model: &str, text: &str) -> Value {
-    json!({"model": model, "max_tokens": 5, "messages": [{"role": "user", "content": text}]})
-}
-
-/// Every record `/admin/logs` holds, following `next_cursor`, waiting until there are `n`.
-fn all_records(gw: &Gateway, query: &str, n: usize) -> Vec<Value> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let mut records = Vec::new();
-        let mut cursor = String::new();
-        loop {
-            let url = format!("{}/admin/logs?limit=37{query}{cursor}", gw.admin_url);
-            let reply = get(&url, &[]);
-            assert_eq!(reply.status, 200, "{}", reply.body);
-            let page = reply.json();
-            records.extend(page["records"].as_array().unwrap().iter().cloned());
-            match page["next_cursor"].as_str() {
-                Some(c) => cursor = format!("&cursor={c}"),
-                None => break,
-            }
-        }
-        if records.len() >= n || Instant::now() > deadline {
-            return records;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    tollgate_e2e::log_traffic::config("{kind: sqlite, path: logs.db}", good, bad)
 }
 
 #[test]
@@ -74,79 +16,7 @@ fn mixed_requests_each_leave_one_record_with_the_right_fields() {
     let good = Mock::start(&[]);
     let bad = Mock::start(&["--fail-rate", "1", "--fail-status", "500"]);
     let gw = Gateway::start(&config(&good, &bad));
-    let mut expected: BTreeMap<String, (u16, Option<&str>)> = BTreeMap::new();
-    let mut send = |key: &str, body: Value, want: (u16, Option<&'static str>)| {
-        let r = chat(&gw, key, body);
-        assert_eq!(r.status, want.0, "{}", r.body);
-        let id = r
-            .header("x-tollgate-request-id")
-            .expect("request id")
-            .to_string();
-        expected.insert(id, want);
-    };
-    for i in 0..35 {
-        send(
-            "secret-ok-key",
-            ask("m", &format!("hello {i}")),
-            (200, None),
-        );
-    }
-    for i in 0..10 {
-        let mut body = ask("m", &format!("stream {i}"));
-        body["stream"] = json!(true);
-        send("secret-ok-key", body, (200, None));
-    }
-    for _ in 0..3 {
-        send("secret-rate-key", ask("m", "hi"), (200, None));
-    }
-    for _ in 0..10 {
-        send(
-            "secret-rate-key",
-            ask("m", "hi"),
-            (429, Some("rate_limited")),
-        );
-    }
-    for i in 0..10 {
-        send(
-            "secret-ok-key",
-            ask("m", &format!("forbidden-{i}")),
-            (403, Some("guardrail_blocked")),
-        );
-    }
-    for _ in 0..10 {
-        send("secret-ok-key", ask("fb", "fall back"), (200, None));
-    }
-    // One answer cached at the caller's request, then served four times from the cache.
-    for _ in 0..5 {
-        let r = post_json(
-            &format!("{}/v1/chat/completions", gw.url),
-            &[
-                ("authorization", "Bearer secret-ok-key"),
-                ("x-tollgate-cache", "exact"),
-            ],
-            &ask("m", "cache me"),
-        );
-        assert_eq!(r.status, 200, "{}", r.body);
-        let id = r.header("x-tollgate-request-id").unwrap().to_string();
-        expected.insert(id, (200, None));
-    }
-    // The budget key: allowed while the budget lasts, then 402.
-    let mut budget_refusals = 0;
-    for _ in 0..17 {
-        let r = chat(&gw, "secret-budget-key", ask("m", "spend"));
-        let id = r.header("x-tollgate-request-id").unwrap().to_string();
-        let want = match r.status {
-            200 => (200, None),
-            402 => {
-                budget_refusals += 1;
-                (402, Some("budget_exceeded"))
-            }
-            other => panic!("unexpected {other}: {}", r.body),
-        };
-        expected.insert(id, want);
-    }
-    assert!(budget_refusals > 0, "the budget never ran out");
-    assert_eq!(expected.len(), 100);
+    let expected = send_mixed_traffic(&gw);
 
     let records = all_records(&gw, "", 100);
     assert_eq!(records.len(), 100, "one record per request");

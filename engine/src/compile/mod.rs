@@ -157,6 +157,7 @@ pub fn compile_with(loaded: &LoadedConfig, store: &MemoryStore) -> Result<Plan, 
         }
     }
     check_semantic_cache(loaded, &cfg.cache, &mut errors);
+    check_logs(loaded, &cfg.logs, &mut errors);
     let counts_tokens = all_limits
         .iter()
         .any(|l| matches!(l.kind, LimitKind::Tokens | LimitKind::Budget));
@@ -219,6 +220,25 @@ mod tests;
 
 /// `mode: semantic` needs an embedder, a build with the `semantic` feature, and an index kind
 /// this build has; the model itself is loaded (and its files checked) when the gateway starts.
+/// The request log is opened once at start, but its config is checked with everything else
+/// so `tollgate check` catches it.
+fn check_logs(
+    loaded: &LoadedConfig,
+    logs: &crate::reqlog::LogsConfig,
+    errors: &mut Vec<ConfigError>,
+) {
+    for (field, message) in logs.problems() {
+        errors.push(loaded.error_at(&format!("logs.{field}"), message));
+    }
+    if logs.kind == crate::reqlog::LogStoreKind::Postgres && !cfg!(feature = "postgres") {
+        errors.push(loaded.error_at(
+            "logs.kind",
+            "`kind: postgres` is not available in this build (built without the `postgres` \
+             feature); rebuild with `--features postgres` or use `kind: sqlite`",
+        ));
+    }
+}
+
 fn check_semantic_cache(
     loaded: &LoadedConfig,
     cache: &crate::cache::CacheConfig,

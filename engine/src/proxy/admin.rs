@@ -252,9 +252,12 @@ fn metrics_text(gw: &Gateway) -> String {
         "# HELP tollgate_log_dropped_total Request-log records dropped because the write queue was full.\n\
          # TYPE tollgate_log_dropped_total counter\ntollgate_log_dropped_total {}\n\
          # HELP tollgate_log_write_errors_total Request-log batches the store refused.\n\
-         # TYPE tollgate_log_write_errors_total counter\ntollgate_log_write_errors_total {}",
+         # TYPE tollgate_log_write_errors_total counter\ntollgate_log_write_errors_total {}\n\
+         # HELP tollgate_log_failed_records_total Request-log records lost with a batch the store refused.\n\
+         # TYPE tollgate_log_failed_records_total counter\ntollgate_log_failed_records_total {}",
         log.dropped.load(std::sync::atomic::Ordering::Relaxed),
-        log.store_errors.load(std::sync::atomic::Ordering::Relaxed)
+        log.store_errors.load(std::sync::atomic::Ordering::Relaxed),
+        log.failed_records.load(std::sync::atomic::Ordering::Relaxed)
     );
     let report = gw.health_report(&gw.plan.load());
     out.push_str("# HELP tollgate_provider_healthy 1 while a provider's circuit is closed (half-open and open: 0).\n");

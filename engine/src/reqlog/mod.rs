@@ -3,18 +3,27 @@
 //! Requests hand a [`LogRecord`] to [`RequestLog::record`], which only tries to put it in a
 //! bounded queue: a full queue drops the record and counts it (`tollgate_log_dropped_total`)
 //! rather than slow the request. A dedicated OS thread drains the queue in batches into a
-//! [`LogStore`] (SQLite today; the trait is where a Postgres store would plug in). The admin
-//! API reads through the same store on its own connections, so reads never wait on writes.
+//! [`LogStore`]: SQLite (the default, one file beside the config) or PostgreSQL (one log
+//! shared by many replicas). The admin API reads through the same store on its own
+//! connections, so reads never wait on writes. Both stores build their filters and shape
+//! their answers with the same code ([`sql`]), so they answer every query alike.
 
 mod config;
+mod pg_url;
+#[cfg(feature = "postgres")]
+mod postgres;
 mod query;
 mod record;
+mod sql;
 mod sqlite;
 #[cfg(test)]
 mod tests;
 mod writer;
 
 pub use config::{LogStoreKind, LogsConfig, RetentionConfig};
+pub use pg_url::{check_postgres_url, redact_postgres_url};
+#[cfg(feature = "postgres")]
+pub use postgres::PostgresStore;
 pub use query::{
     Cursor, GroupBy, LogPage, LogQuery, QueryError, SpendQuery, SpendReport, SpendRow, SpendTotals,
     StatusFilter, DEFAULT_LIMIT, MAX_LIMIT,
@@ -72,6 +81,29 @@ pub enum Error {
         found: i64,
         known: i64,
     },
+    #[error("request log: {url}: {message}")]
+    PostgresUrl { url: String, message: String },
+    #[error("request log: PostgreSQL at {url}: {message}")]
+    Postgres { url: String, message: String },
+    #[error(
+        "request log: PostgreSQL at {url} is unreachable; records are dropped until it \
+         answers (next attempt in {}ms)",
+        retry_in.as_millis()
+    )]
+    PostgresUnavailable {
+        url: String,
+        retry_in: std::time::Duration,
+    },
+    #[error(
+        "request log at {url} has schema version {found}, newer than this tollgate knows \
+         ({known}); upgrade tollgate or point logs.url at another database"
+    )]
+    PostgresSchemaTooNew { url: String, found: i64, known: i64 },
+    #[error(
+        "request log: `kind: postgres` is not available in this build (built without the \
+         `postgres` feature)"
+    )]
+    PostgresNotBuilt,
     #[error("request log is off (logs.kind: none)")]
     Disabled,
     #[error("request log: cannot start the writer thread: {0}")]

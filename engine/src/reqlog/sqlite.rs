@@ -5,13 +5,11 @@
 //! which is the right trade for a log. The schema is versioned with `PRAGMA user_version`
 //! and upgraded by the numbered migrations below, so an existing file is upgraded in place.
 
-use super::query::{
-    Cursor, GroupBy, LogPage, LogQuery, SpendQuery, SpendReport, SpendRow, SpendTotals,
-    StatusFilter,
-};
+use super::query::{LogPage, LogQuery, SpendQuery, SpendReport, SpendRow, SpendTotals};
 use super::record::{
     from_unix_micros, to_unix_micros, AttemptRecord, CacheResult, GuardrailRecord, LogRecord,
 };
+use super::sql::{self, Arg, COLUMNS};
 use super::{Error, LogStore, RetentionConfig};
 use chrono::{DateTime, Utc};
 use rusqlite::types::{Type, Value};
@@ -65,14 +63,6 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX requests_provider ON requests (provider, time_us);
     CREATE INDEX requests_status ON requests (status, time_us);",
 ];
-
-const COLUMNS: &str = "request_id, time_us, key_id, team, customer, endpoint, requested_model, \
-    provider, model, attempts, status, error_type, prompt_tokens, completion_tokens, \
-    cached_tokens, cost_usd, cache, guardrails, total_us, upstream_us, ttft_us, overhead_us, \
-    stream, client_disconnected, request_body, response_body";
-
-/// Must match the `requests_model` index expression exactly for SQLite to use the index.
-const MODEL_EXPR: &str = "COALESCE(model, requested_model)";
 
 /// How long a writer waits for a lock held by another connection before the batch fails.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -312,108 +302,30 @@ impl LogStore for SqliteStore {
     }
 
     fn query(&self, q: &LogQuery) -> Result<LogPage, Error> {
-        let mut sql = format!("SELECT {COLUMNS}, id FROM requests WHERE 1 = 1");
-        let mut args: Vec<Value> = Vec::new();
-        let text_filters = [
-            ("key_id", &q.key),
-            ("team", &q.team),
-            ("customer", &q.customer),
-            ("provider", &q.provider),
-            ("error_type", &q.error_type),
-        ];
-        for (column, value) in text_filters {
-            if let Some(v) = value {
-                sql.push_str(&format!(" AND {column} = ?"));
-                args.push(Value::Text(v.clone()));
-            }
-        }
-        if let Some(m) = &q.model {
-            // The same expression as the index and as spend's grouping, so a refused request
-            // (no model served) is found by the model it asked for.
-            sql.push_str(&format!(" AND {MODEL_EXPR} = ?"));
-            args.push(Value::Text(m.clone()));
-        }
-        match q.status {
-            // Equality keeps the (status, time) index in time order; a range needs a sort.
-            Some(StatusFilter::Exact(code)) => {
-                sql.push_str(" AND status = ?");
-                args.push(Value::Integer(code.into()));
-            }
-            Some(s) => {
-                let (lo, hi) = s.range();
-                sql.push_str(" AND status BETWEEN ? AND ?");
-                args.push(Value::Integer(lo.into()));
-                args.push(Value::Integer(hi.into()));
-            }
-            None => {}
-        }
-        if let Some(c) = q.cache {
-            sql.push_str(" AND cache = ?");
-            args.push(Value::Text(c.as_str().into()));
-        }
-        if let Some(t) = q.since {
-            sql.push_str(" AND time_us >= ?");
-            args.push(Value::Integer(to_unix_micros(t)));
-        }
-        if let Some(t) = q.until {
-            sql.push_str(" AND time_us < ?");
-            args.push(Value::Integer(to_unix_micros(t)));
-        }
-        if let Some(c) = q.min_cost {
-            sql.push_str(" AND cost_usd >= ?");
-            args.push(Value::Real(c));
-        }
-        if let Some(c) = q.cursor {
-            sql.push_str(" AND (time_us, id) < (?, ?)");
-            args.push(Value::Integer(c.time_us));
-            args.push(Value::Integer(c.id));
-        }
-        // One extra row tells whether another page exists without a COUNT.
-        sql.push_str(" ORDER BY time_us DESC, id DESC LIMIT ?");
-        args.push(Value::Integer(i64::from(q.limit) + 1));
-
-        self.with_reader(|conn| {
+        let (sql, args) = sql::page_query("requests", q, |_, _| "?".to_string());
+        let args = args.into_iter().map(|a| match a {
+            Arg::Text(t) => Value::Text(t),
+            Arg::Int(i) => Value::Integer(i),
+            Arg::Real(r) => Value::Real(r),
+        });
+        let rows = self.with_reader(|conn| {
             let mut stmt = conn.prepare_cached(&sql)?;
-            let mut rows = stmt.query(params_from_iter(args))?;
-            let mut records = Vec::new();
-            let mut last = None;
-            let mut more = false;
-            while let Some(row) = rows.next()? {
-                if records.len() == q.limit as usize {
-                    more = true;
-                    break;
-                }
-                let rec = read_record(row)?;
-                last = Some(Cursor {
-                    time_us: to_unix_micros(rec.time),
-                    id: row.get(26)?,
-                });
-                records.push(rec);
-            }
-            Ok(LogPage {
-                records,
-                next_cursor: if more { last.map(Cursor::encode) } else { None },
-            })
-        })
+            let rows = stmt.query_map(params_from_iter(args), |row| {
+                Ok((read_record(row)?, row.get::<_, i64>(26)?))
+            })?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })?;
+        Ok(sql::into_page(rows, q.limit))
     }
 
     fn spend(&self, q: &SpendQuery) -> Result<SpendReport, Error> {
-        let group = match q.group_by {
-            GroupBy::Key => "key_id",
-            GroupBy::Team => "team",
-            GroupBy::Customer => "customer",
-            GroupBy::Provider => "provider",
-            // Requests no model served (refusals) count under the model they asked for.
-            GroupBy::Model => MODEL_EXPR,
-        };
+        let group = sql::group_column(q.group_by);
         let sql = format!(
             "SELECT {group} AS g, COUNT(*), SUM(prompt_tokens), SUM(completion_tokens), \
              SUM(cached_tokens), SUM(cost_usd), SUM(status >= 400) \
-             FROM requests WHERE time_us >= ? AND time_us < ? \
-             GROUP BY g ORDER BY SUM(cost_usd) DESC, g"
+             FROM requests WHERE time_us >= ? AND time_us < ? GROUP BY g"
         );
-        let since = q.since.map(to_unix_micros).unwrap_or(i64::MIN);
-        let until = q.until.map(to_unix_micros).unwrap_or(i64::MAX);
+        let (since, until) = sql::spend_range(q);
         let rows = self.with_reader(|conn| {
             let mut stmt = conn.prepare_cached(&sql)?;
             let rows = stmt.query_map(params![since, until], |r| {
@@ -433,23 +345,7 @@ impl LogStore for SqliteStore {
             })?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
         })?;
-        let mut total = SpendTotals::default();
-        for row in &rows {
-            let t = &row.totals;
-            total.requests += t.requests;
-            total.prompt_tokens += t.prompt_tokens;
-            total.completion_tokens += t.completion_tokens;
-            total.cached_tokens += t.cached_tokens;
-            total.cost_usd += t.cost_usd;
-            total.errors += t.errors;
-        }
-        Ok(SpendReport {
-            group_by: q.group_by,
-            since: q.since,
-            until: q.until,
-            rows,
-            total,
-        })
+        Ok(sql::finish_spend(q, rows))
     }
 
     fn apply_retention(

@@ -99,22 +99,23 @@ struct Writer {
 }
 
 impl RequestLog {
-    /// Opens the store the config names, with `path` relative to `base_dir` (the config
-    /// file's directory), and starts the writer thread.
+    /// Opens the store the config names, with a SQLite `path` relative to `base_dir` (the
+    /// config file's directory), and starts the writer thread.
     pub fn open(config: &LogsConfig, base_dir: &Path) -> Result<RequestLog, Error> {
-        match config.kind {
-            LogStoreKind::None => Ok(RequestLog::disabled()),
+        let store: Arc<dyn LogStore> = match config.kind {
+            LogStoreKind::None => return Ok(RequestLog::disabled()),
             LogStoreKind::Sqlite => {
-                let store = SqliteStore::open(&base_dir.join(&config.path))?;
-                let options = WriterOptions {
-                    queue: config.queue,
-                    bodies: config.bodies,
-                    retention: config.retention.clone(),
-                    ..WriterOptions::default()
-                };
-                RequestLog::with_store(Arc::new(store), options)
+                Arc::new(SqliteStore::open(&base_dir.join(config.sqlite_path()))?)
             }
-        }
+            LogStoreKind::Postgres => open_postgres(config)?,
+        };
+        let options = WriterOptions {
+            queue: config.queue,
+            bodies: config.bodies,
+            retention: config.retention.clone(),
+            ..WriterOptions::default()
+        };
+        RequestLog::with_store(store, options)
     }
 
     /// A log that records nothing (`logs.kind: none`).
@@ -247,6 +248,20 @@ impl RequestLog {
     }
 }
 
+#[cfg(feature = "postgres")]
+fn open_postgres(config: &LogsConfig) -> Result<Arc<dyn LogStore>, Error> {
+    let url = config.url.as_deref().ok_or(Error::PostgresUrl {
+        url: String::new(),
+        message: "`kind: postgres` needs `url`".into(),
+    })?;
+    Ok(Arc::new(super::PostgresStore::open(url)?))
+}
+
+#[cfg(not(feature = "postgres"))]
+fn open_postgres(_: &LogsConfig) -> Result<Arc<dyn LogStore>, Error> {
+    Err(Error::PostgresNotBuilt)
+}
+
 /// Lowers this thread's scheduling priority (nice 10). The log can wait; requests cannot: when
 /// the cores are busy the scheduler then gives the request workers most of the CPU, and the
 /// writer catches up in idle time (its queue absorbs the delay). Best effort: a refusal
@@ -270,6 +285,7 @@ fn run(
     mut opts: WriterOptions,
 ) {
     let mut batch: Vec<LogRecord> = Vec::with_capacity(opts.batch_max);
+    let mut failures = FailureLog::default();
     let mut acks: Vec<SyncSender<()>> = Vec::new();
     let mut next_retention = Instant::now();
     let mut stop = false;
@@ -312,12 +328,12 @@ fn run(
         if let Some(hook) = opts.before_insert.as_mut() {
             hook();
         }
-        write(store, counters, &mut batch);
+        write(store, counters, &mut batch, &mut failures);
         for ack in acks.drain(..) {
             let _ = ack.send(());
         }
     }
-    write(store, counters, &mut batch);
+    write(store, counters, &mut batch, &mut failures);
 }
 
 /// Files one message; true when it asks the thread to stop.
@@ -346,24 +362,73 @@ fn take(
     false
 }
 
-fn write(store: &dyn LogStore, counters: &LogCounters, batch: &mut Vec<LogRecord>) {
+fn write(
+    store: &dyn LogStore,
+    counters: &LogCounters,
+    batch: &mut Vec<LogRecord>,
+    failures: &mut FailureLog,
+) {
     if batch.is_empty() {
         return;
     }
     match store.insert_batch(batch) {
         Ok(()) => {
             counters.written.fetch_add(batch.len() as u64, Relaxed);
+            failures.recovered();
         }
         Err(e) => {
             counters.store_errors.fetch_add(1, Relaxed);
             counters
                 .failed_records
                 .fetch_add(batch.len() as u64, Relaxed);
-            // The error names the file and SQLite's reason, never record contents.
-            tracing::warn!(error = %e, records = batch.len(), "request log: batch not written");
+            failures.failed(&e, batch.len());
         }
     }
     batch.clear();
+}
+
+/// Warns about failed batches without a line per batch: an unreachable store fails every
+/// batch, and a warning each 50 ms would bury everything else in the log. The first failure
+/// is logged at once, later ones summed up at most every [`FailureLog::EVERY`].
+#[derive(Default)]
+struct FailureLog {
+    /// Failures not yet reported: batches, records.
+    pending: (u64, u64),
+    last_report: Option<Instant>,
+}
+
+impl FailureLog {
+    const EVERY: Duration = Duration::from_secs(30);
+
+    fn failed(&mut self, e: &Error, records: usize) {
+        self.pending.0 += 1;
+        self.pending.1 += records as u64;
+        let due = self
+            .last_report
+            .is_none_or(|at| at.elapsed() >= Self::EVERY);
+        if due {
+            // The error names the store and its reason, never record contents.
+            tracing::warn!(
+                error = %e,
+                batches = self.pending.0,
+                records = self.pending.1,
+                "request log: records not written"
+            );
+            self.pending = (0, 0);
+            self.last_report = Some(Instant::now());
+        }
+    }
+
+    fn recovered(&mut self) {
+        if self.pending.0 > 0 {
+            tracing::warn!(
+                batches = self.pending.0,
+                records = self.pending.1,
+                "request log: records not written before the store recovered"
+            );
+        }
+        *self = FailureLog::default();
+    }
 }
 
 fn retain(store: &dyn LogStore, counters: &LogCounters, retention: &RetentionConfig) {
