@@ -31,6 +31,8 @@ target/debug/tollgate check -c policies/quickstart.yaml
 target/debug/tollgate test policies/tests
 # Performance smoke gate: gateway vs direct for 3 s at 200 req/s; fails on gross regressions.
 bash bench/smoke-gate.sh target/debug
+# Every stream decoder's fuzz target, 10 s each from its seeds (long runs: docs/FUZZING.md).
+bash tests/fuzz_smoke.sh 10
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 cargo test --workspace --locked 2>&1 | tee "$log"
