@@ -11,7 +11,8 @@ pub struct MissingVar {
     pub col: usize,
 }
 
-/// Expands every `${NAME}` / `${NAME:-default}`; `$${` escapes a literal `${`.
+/// Expands every `${NAME}` / `${NAME:-default}`; `$${` escapes a literal `${`. YAML comments
+/// are copied as written: a commented-out line naming an unset variable is not an error.
 /// Returns all missing variables at once so a user fixes them in one go.
 pub fn expand_vars(
     text: &str,
@@ -19,35 +20,63 @@ pub fn expand_vars(
 ) -> Result<String, Vec<MissingVar>> {
     let mut out = String::with_capacity(text.len());
     let mut missing = Vec::new();
+    for (i, line) in text.split_inclusive('\n').enumerate() {
+        let code_end = comment_start(line).unwrap_or(line.len());
+        expand_line(&line[..code_end], i + 1, &lookup, &mut out, &mut missing);
+        out.push_str(&line[code_end..]);
+    }
+    if missing.is_empty() {
+        Ok(out)
+    } else {
+        Err(missing)
+    }
+}
+
+/// Where a YAML comment begins on `line`: a `#` at the start or after a space or tab, outside
+/// quotes. (Inside a block scalar a `#` is text; a variable after one there is left as written.)
+fn comment_start(line: &str) -> Option<usize> {
+    let (mut single, mut double, mut escaped) = (false, false, false);
+    let mut prev = None;
+    for (i, c) in line.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if double => escaped = true,
+            '"' if !single => double = !double,
+            '\'' if !double => single = !single,
+            '#' if !single && !double && matches!(prev, None | Some(' ' | '\t')) => return Some(i),
+            _ => {}
+        }
+        prev = Some(c);
+    }
+    None
+}
+
+/// Expands the variables of one line (comment removed), numbered `line` from 1.
+fn expand_line(
+    text: &str,
+    line: usize,
+    lookup: &impl Fn(&str) -> Option<String>,
+    out: &mut String,
+    missing: &mut Vec<MissingVar>,
+) {
     let mut rest = text;
-    let (mut line, mut line_start) = (1usize, 0usize);
-    let mut consumed = 0usize;
     while let Some(pos) = rest.find('$') {
         let (before, after) = rest.split_at(pos);
         out.push_str(before);
-        for (i, c) in before.char_indices() {
-            if c == '\n' {
-                line += 1;
-                line_start = consumed + i + 1;
-            }
-        }
-        let abs = consumed + pos;
+        let col = text.len() - after.len() + 1;
         if let Some(tail) = after.strip_prefix("$${") {
             out.push_str("${");
             rest = tail;
-            consumed = abs + 3;
             continue;
         }
         let Some(body_start) = after.strip_prefix("${") else {
             out.push('$');
             rest = &after[1..];
-            consumed = abs + 1;
             continue;
         };
         let Some(end) = body_start.find('}') else {
             // An unclosed `${` is left as written; YAML parsing reports what is wrong with it.
-            out.push_str(after);
-            rest = "";
+            rest = after;
             break;
         };
         let body = &body_start[..end];
@@ -62,19 +91,13 @@ pub fn expand_vars(
                 None => missing.push(MissingVar {
                     name: name.to_string(),
                     line,
-                    col: abs - line_start + 1,
+                    col,
                 }),
             },
         }
         rest = &body_start[end + 1..];
-        consumed = abs + 2 + end + 1;
     }
     out.push_str(rest);
-    if missing.is_empty() {
-        Ok(out)
-    } else {
-        Err(missing)
-    }
 }
 
 #[cfg(test)]
@@ -125,6 +148,26 @@ mod tests {
                     col: 4
                 },
             ]
+        );
+    }
+
+    #[test]
+    fn comments_are_left_as_written() {
+        let text = "# url: ${TG_NOPE_1}\nkey: ${TG_TEST_KEY} # or ${TG_NOPE_2}\n  #${TG_NOPE_3}\n";
+        assert_eq!(
+            expand_vars(text, vars).unwrap(),
+            "# url: ${TG_NOPE_1}\nkey: sk-123 # or ${TG_NOPE_2}\n  #${TG_NOPE_3}\n"
+        );
+        // A `#` inside quotes or a word is not a comment.
+        let text = "a: \"x # ${TG_TEST_KEY}\"\nb: 'y # ${TG_TEST_KEY}'\nc: u#${TG_TEST_KEY}\n";
+        assert_eq!(
+            expand_vars(text, vars).unwrap(),
+            "a: \"x # sk-123\"\nb: 'y # sk-123'\nc: u#sk-123\n"
+        );
+        let err = expand_vars("a: \"\\\" # ${TG_NOPE_4}\"", vars).unwrap_err();
+        assert_eq!(
+            err[0].name, "TG_NOPE_4",
+            "an escaped quote does not end the string"
         );
     }
 }
