@@ -64,12 +64,15 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX requests_model ON requests (COALESCE(model, requested_model), time_us);
     CREATE INDEX requests_provider ON requests (provider, time_us);
     CREATE INDEX requests_status ON requests (status, time_us);",
+    // 2: MCP tool calls: server, tool, arguments (as sent upstream, after redaction),
+    // result size and whether the tool reported an error, as JSON.
+    "ALTER TABLE requests ADD COLUMN tool TEXT;",
 ];
 
 const COLUMNS: &str = "request_id, time_us, key_id, team, customer, endpoint, requested_model, \
     provider, model, attempts, status, error_type, prompt_tokens, completion_tokens, \
     cached_tokens, cost_usd, cache, guardrails, total_us, upstream_us, ttft_us, overhead_us, \
-    stream, client_disconnected, request_body, response_body";
+    stream, client_disconnected, request_body, response_body, tool";
 
 /// Must match the `requests_model` index expression exactly for SQLite to use the index.
 const MODEL_EXPR: &str = "COALESCE(model, requested_model)";
@@ -259,6 +262,9 @@ fn read_record(row: &Row<'_>) -> rusqlite::Result<LogRecord> {
         client_disconnected: row.get(23)?,
         request_body: row.get(24)?,
         response_body: row.get(25)?,
+        tool: row
+            .get::<_, Option<String>>(26)?
+            .and_then(|t| serde_json::from_str(&t).ok()),
     })
 }
 
@@ -274,7 +280,7 @@ impl LogStore for SqliteStore {
         {
             let mut stmt = tx.prepare_cached(&format!(
                 "INSERT INTO requests ({COLUMNS}) VALUES \
-                 (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                 (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
             ))?;
             for r in records {
                 stmt.execute(params![
@@ -304,6 +310,7 @@ impl LogStore for SqliteStore {
                     r.client_disconnected,
                     r.request_body,
                     r.response_body,
+                    r.tool.as_ref().map(json),
                 ])?;
             }
         }
@@ -386,7 +393,7 @@ impl LogStore for SqliteStore {
                 let rec = read_record(row)?;
                 last = Some(Cursor {
                     time_us: to_unix_micros(rec.time),
-                    id: row.get(26)?,
+                    id: row.get(27)?,
                 });
                 records.push(rec);
             }
