@@ -3,14 +3,16 @@
 
 mod embedder;
 mod http;
+mod npm;
 mod process;
 mod python;
 mod redis;
 
 pub use embedder::embedder_dir;
 pub use http::{get, post_json, post_raw, Reply};
+pub use npm::{node_modules_with, npm_bin_script};
 pub use process::{bin_path, run_tollgate, Gateway, Mock};
-pub use python::{python_json, python_with, recorded_body};
+pub use python::{python_json, python_script_json, python_with, recorded_body};
 pub use redis::RedisServer;
 
 /// The SHA-256 of `secret` as hex, as written in `key_sha256:`.
