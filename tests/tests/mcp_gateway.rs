@@ -32,13 +32,20 @@ struct WeatherServer {
 }
 
 impl WeatherServer {
+    /// Over streamable HTTP, at `/mcp`.
     fn start(token: &str) -> WeatherServer {
+        WeatherServer::start_as(token, "http")
+    }
+
+    /// `mode` is `http` (streamable HTTP, `/mcp`) or `sse` (HTTP+SSE, `/sse`).
+    fn start_as(token: &str, mode: &str) -> WeatherServer {
         let python = python_with(&["mcp"]);
         let port = free_port();
         let child = Command::new(python)
             .arg(fixture("weather_server.py"))
             .arg(port.to_string())
             .arg(token)
+            .arg(mode)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -48,9 +55,10 @@ impl WeatherServer {
             assert!(Instant::now() < deadline, "weather server did not listen");
             std::thread::sleep(Duration::from_millis(100));
         }
+        let path = if mode == "sse" { "sse" } else { "mcp" };
         WeatherServer {
             child,
-            url: format!("http://127.0.0.1:{port}/mcp"),
+            url: format!("http://127.0.0.1:{port}/{path}"),
         }
     }
 }
@@ -362,6 +370,59 @@ fn tool_call_limits_answer_429_and_a_killed_stdio_server_is_restarted() {
 }
 
 #[test]
+fn an_http_sse_server_is_served_with_its_credentials() {
+    let weather = WeatherServer::start_as("sse-secret", "sse");
+    let root = tempfile::tempdir().unwrap();
+    let server = format!(
+        "    - {{name: weather, transport: sse, url: \"{}\", headers: {{Authorization: Bearer sse-secret}}}}",
+        weather.url
+    );
+    let gw = Gateway::start(&config(
+        root.path(),
+        &server,
+        "virtual_keys:\n  - {id: vk-a, key: sk-a}\n",
+    ));
+    let listed = rpc(&gw, "sk-a", "tools/list", json!({})).json();
+    let names: Vec<&str> = listed["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert!(names.contains(&"weather__forecast"), "{names:?}");
+    let call = rpc(
+        &gw,
+        "sk-a",
+        "tools/call",
+        json!({"name": "weather__forecast", "arguments": {"city": "Lima"}}),
+    );
+    assert_eq!(call.status, 200, "{}", call.body);
+    assert_eq!(
+        call.json()["result"]["content"][0]["text"],
+        "Sunny and 21 degrees in Lima"
+    );
+    // Prompts and resources of the stdio servers pass through too.
+    let prompts = rpc(&gw, "sk-a", "prompts/list", json!({})).json();
+    assert!(
+        prompts["result"]["prompts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"]
+                .as_str()
+                .is_some_and(|n| n.starts_with("everything__"))),
+        "{prompts}"
+    );
+    let resources = rpc(&gw, "sk-a", "resources/list", json!({})).json();
+    let uri = resources["result"]["resources"][0]["uri"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no resources: {resources}"))
+        .to_string();
+    let read = rpc(&gw, "sk-a", "resources/read", json!({"uri": uri})).json();
+    assert_eq!(read["result"]["contents"][0]["uri"], uri, "{read}");
+}
+
+#[test]
 fn sessions_versions_and_auth_on_the_wire() {
     let root = tempfile::tempdir().unwrap();
     let gw = Gateway::start(&config(
@@ -433,6 +494,10 @@ fn sessions_versions_and_auth_on_the_wire() {
         &json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
     );
     assert_eq!(notification.status, 202);
+    // GET opens the event stream only for a key and an `Accept: text/event-stream`.
+    let url = format!("{}/mcp", gw.url);
+    assert_eq!(get(&url, &[]).status, 401);
+    assert_eq!(get(&url, &[("authorization", "Bearer sk-a")]).status, 406);
 }
 
 #[test]
@@ -485,4 +550,39 @@ virtual_keys:
         assert!(stderr.contains(expected), "{expected} not in {stderr}");
     }
     assert!(stderr.contains(":8:"), "errors carry their line: {stderr}");
+}
+
+#[test]
+fn a_session_from_one_replica_is_served_by_another_with_the_same_secret() {
+    let replica = |secret: &str| {
+        Gateway::start(&format!(
+            "mcp: {{session_secret: {secret}}}\nvirtual_keys:\n  - {{id: vk-a, key: sk-a}}\n"
+        ))
+    };
+    let (a, b) = (
+        replica("shared-secret-0123456789"),
+        replica("shared-secret-0123456789"),
+    );
+    let other = replica("another-secret-0123456789");
+    let init = rpc(
+        &a,
+        "sk-a",
+        "initialize",
+        json!({"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "x", "version": "1"}}),
+    );
+    let session = init.header("mcp-session-id").unwrap().to_string();
+    let ping = |gw: &Gateway| {
+        post_json(
+            &format!("{}/mcp", gw.url),
+            &[
+                ("authorization", "Bearer sk-a"),
+                ("mcp-session-id", &session),
+            ],
+            &json!({"jsonrpc": "2.0", "id": 2, "method": "ping"}),
+        )
+        .status
+    };
+    assert_eq!(ping(&a), 200);
+    assert_eq!(ping(&b), 200);
+    assert_eq!(ping(&other), 404);
 }
