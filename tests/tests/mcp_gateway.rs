@@ -78,7 +78,7 @@ fn config(fs_root: &Path, extra_servers: &str, rest: &str) -> String {
         r#"logs: {{kind: sqlite, path: ./logs.db}}
 mcp:
   servers:
-    - {{name: everything, transport: stdio, command: node, args: ["{}", stdio]}}
+    - {{name: everything, transport: stdio, command: node, args: ["{}", stdio], prices: {{echo: 0.25}}}}
     - {{name: fs, transport: stdio, command: node, args: ["{}", "{}"]}}
 {extra_servers}
   tool_groups:
@@ -362,6 +362,9 @@ fn tool_call_limits_answer_429_and_a_killed_stdio_server_is_restarted() {
     let (new_pid, restarts) = server_pid();
     assert_ne!(new_pid, Some(pid));
     assert_eq!(restarts, 1);
+    // The tool's price is attributed to the call.
+    let records = audit(&gw, "vk-a", 1);
+    assert_eq!(records[0]["cost_usd"], 0.25, "{records:#?}");
     let metrics = get(&format!("{}/metrics", gw.admin_url), &[]).body;
     assert!(
         metrics.contains("tollgate_mcp_server_restarts_total{server=\"everything\"} 1"),
@@ -427,9 +430,34 @@ fn sessions_versions_and_auth_on_the_wire() {
     let root = tempfile::tempdir().unwrap();
     let gw = Gateway::start(&config(
         root.path(),
-        "",
+        "    - {name: ghost, transport: stdio, command: /nonexistent/mcp-server}",
         "virtual_keys:\n  - {id: vk-a, key: sk-a}\n  - {id: vk-b, key: sk-b}\n",
     ));
+    // A server that cannot start is down with its reason, and its calls are 502s.
+    let health = get(&format!("{}/admin/health", gw.admin_url), &[]).json();
+    let ghost = health["mcp_servers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "ghost")
+        .cloned()
+        .unwrap();
+    assert_eq!(ghost["status"], "down", "{ghost}");
+    assert!(
+        ghost["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("cannot start"),
+        "{ghost}"
+    );
+    let call = rpc(
+        &gw,
+        "sk-a",
+        "tools/call",
+        json!({"name": "ghost__anything"}),
+    );
+    assert_eq!(call.status, 502, "{}", call.body);
+    assert_eq!(call.json()["error"]["data"]["type"], "upstream_error");
     let init = rpc(
         &gw,
         "sk-a",

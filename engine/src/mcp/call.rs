@@ -62,6 +62,18 @@ pub async fn call_tool(
         return Err(unknown_tool(name));
     };
     if upstream.catalogue.load().tool(tool).is_none() {
+        // A server that never listed its tools cannot say whether it has this one.
+        let status = upstream.status();
+        if status.status != "up" && status.tools == 0 {
+            let why = status
+                .last_error
+                .unwrap_or_else(|| "not connected yet".into());
+            return Err(ApiError::new(
+                ErrorType::UpstreamError,
+                format!("MCP server `{server}` is unavailable: {why}"),
+            )
+            .into());
+        }
         return Err(unknown_tool(name));
     }
 
