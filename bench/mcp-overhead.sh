@@ -40,7 +40,7 @@ wait_port "$up_port"
 gw_port=$(free_port)
 cat >"$work/gw.yaml" <<YAML
 server: {listen: 127.0.0.1:$gw_port, admin_listen: 127.0.0.1:0}
-logs: {kind: none}
+logs: {kind: sqlite, path: '$work/logs.db'}
 mcp:
   servers:
     - {name: weather, transport: http, url: "http://127.0.0.1:$up_port/mcp", headers: {Authorization: "Bearer $key"}}
@@ -77,3 +77,20 @@ for case in list call; do
       -H 'accept: application/json, text/event-stream'
   fi
 done
+
+# The gateway's own share of each tool call, from its request log: `overhead_us` is the time
+# outside the upstream call (auth, scope, guardrails, limits, JSON), `upstream_us` the call
+# through the MCP client to the server and back.
+sleep 1.5
+"$python" - "$work/logs.db" <<'PY'
+import sqlite3, sys
+rows = sqlite3.connect(sys.argv[1]).execute(
+    "SELECT overhead_us, upstream_us FROM requests WHERE endpoint = 'mcp' AND status = 200").fetchall()
+def pct(values, p):
+    values = sorted(values)
+    return values[min(len(values) - 1, int(len(values) * p))]
+over = [r[0] for r in rows]
+up = [r[1] for r in rows if r[1] is not None]
+print(f"== request log: {len(rows)} tool calls; gateway overhead p50 {pct(over, .5)}µs p99 {pct(over, .99)}µs; "
+      f"upstream (MCP client + server) p50 {pct(up, .5)}µs p99 {pct(up, .99)}µs")
+PY
