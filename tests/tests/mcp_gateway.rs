@@ -271,6 +271,11 @@ virtual_keys:
         2
     );
 
+    // Upstream credentials stay inside the gateway.
+    let effective = get(&format!("{}/admin/config", gw.admin_url), &[]).body;
+    assert!(!effective.contains("upstream-secret"), "{effective}");
+    assert!(effective.contains("weather"), "{effective}");
+
     let health = get(&format!("{}/admin/health", gw.admin_url), &[]).json();
     let servers = health["mcp_servers"].as_array().unwrap();
     assert_eq!(servers.len(), 3);

@@ -23,6 +23,8 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(250);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// A session that lived this long was healthy: the next failure starts over at the first backoff.
 const STABLE_AFTER: Duration = Duration::from_secs(30);
+/// Calls in flight on one streamable-HTTP session.
+const MAX_CONCURRENT_CALLS: usize = 256;
 /// Longest wait for a new session to answer `initialize`.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -259,8 +261,13 @@ impl Upstream {
                         ))
                     })
                     .collect();
+                // Every client of the gateway shares this session, so it may carry many calls
+                // at once (rmcp's default is 16). A session the server expired is
+                // re-initialized transparently (rmcp's default, kept).
                 let config = StreamableHttpClientTransportConfig::with_uri(url.as_str())
-                    .custom_headers(custom);
+                    .custom_headers(custom)
+                    .max_concurrent_requests(MAX_CONCURRENT_CALLS)
+                    .reinit_on_expired_session(true);
                 let transport = StreamableHttpClientTransport::from_config(config);
                 let service = handler
                     .serve(transport)
