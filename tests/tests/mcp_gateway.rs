@@ -3,6 +3,7 @@
 //! streamable HTTP; the client is the official Python SDK over streamable HTTP.
 
 use serde_json::{json, Value};
+use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -219,6 +220,7 @@ virtual_keys:
             "fs__read_multiple_files",
             "fs__read_text_file",
             "weather__forecast",
+            "weather__open_station",
         ]
     );
     assert!(
@@ -428,6 +430,77 @@ fn an_http_sse_server_is_served_with_its_credentials() {
         .to_string();
     let read = rpc(&gw, "sk-a", "resources/read", json!({"uri": uri})).json();
     assert_eq!(read["result"]["contents"][0]["uri"], uri, "{read}");
+}
+
+#[test]
+fn a_tool_list_change_upstream_reaches_the_catalogue() {
+    let weather = WeatherServer::start("secret");
+    let root = tempfile::tempdir().unwrap();
+    let server = format!(
+        "    - {{name: weather, transport: http, url: \"{}\", headers: {{Authorization: Bearer secret}}}}",
+        weather.url
+    );
+    let gw = Gateway::start(&config(
+        root.path(),
+        &server,
+        "virtual_keys:\n  - {id: vk-a, key: sk-a}\n",
+    ));
+    let names = |gw: &Gateway| -> Vec<String> {
+        rpc(gw, "sk-a", "tools/list", json!({})).json()["result"]["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|t| t["name"].as_str().map(str::to_string))
+            .collect()
+    };
+    assert!(!names(&gw).contains(&"weather__air_quality_oslo".to_string()));
+    // A client listening on GET /mcp hears about the change too.
+    let mut events = TcpStream::connect(gw.url.trim_start_matches("http://")).unwrap();
+    write!(
+        events,
+        "GET /mcp HTTP/1.1\r\nhost: x\r\nauthorization: Bearer sk-a\r\naccept: text/event-stream\r\n\r\n"
+    )
+    .unwrap();
+    events
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    // The server adds a tool and sends notifications/tools/list_changed; the gateway lists
+    // the server's tools again and serves the new one.
+    let opened = rpc(
+        &gw,
+        "sk-a",
+        "tools/call",
+        json!({"name": "weather__open_station", "arguments": {"city": "Oslo"}}),
+    );
+    assert_eq!(opened.status, 200, "{}", opened.body);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !names(&gw).contains(&"weather__air_quality_oslo".to_string()) {
+        assert!(Instant::now() < deadline, "the new tool never appeared");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut heard = String::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !heard.contains("notifications/tools/list_changed") {
+        assert!(Instant::now() < deadline, "no list_changed event: {heard}");
+        let mut buf = [0u8; 4096];
+        if let Ok(n) = events.read(&mut buf) {
+            heard.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    }
+    assert!(heard.starts_with("HTTP/1.1 200"), "{heard}");
+    assert!(heard.contains("text/event-stream"), "{heard}");
+    let air = rpc(
+        &gw,
+        "sk-a",
+        "tools/call",
+        json!({"name": "weather__air_quality_oslo"}),
+    );
+    assert_eq!(
+        air.json()["result"]["content"][0]["text"],
+        "The air in Oslo is clean",
+        "{}",
+        air.body
+    );
 }
 
 #[test]
