@@ -171,6 +171,13 @@ impl Admitted {
         self.report = Some(cell);
     }
 
+    /// Sets the fixed charge settled for this call (the estimate's, unless the call turned
+    /// out not to owe it, like a tool call that failed before the tool ran).
+    pub fn with_flat_charge(mut self, micros: u64) -> Admitted {
+        self.flat_micros = micros;
+        self
+    }
+
     /// Replaces the estimate by what the call used. `None` when nothing was consumed
     /// (the provider failed): the request still counts against request limits.
     pub fn settle(self, usage: Option<Usage>) {

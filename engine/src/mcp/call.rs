@@ -129,9 +129,13 @@ pub async fn call_tool(
     let started = Instant::now();
     let answer = send(&upstream, tool, arguments.clone(), server_plan.timeout).await;
     audit.upstream = Some(started.elapsed());
-    // The call was made: it counts (and costs) whatever its outcome.
-    admitted.settle(Some(Default::default()));
-    audit.cost_micros = price;
+    // The call counts against request limits whatever its outcome; its price is charged
+    // only when the tool answered.
+    let charged = if answer.is_ok() { price } else { 0 };
+    admitted
+        .with_flat_charge(charged)
+        .settle(Some(Default::default()));
+    audit.cost_micros = charged;
     let mut result = answer?;
 
     let mut texts = result_texts(&result);
