@@ -79,7 +79,7 @@ fn config(fs_root: &Path, extra_servers: &str, rest: &str) -> String {
         r#"logs: {{kind: sqlite, path: ./logs.db}}
 mcp:
   servers:
-    - {{name: everything, transport: stdio, command: node, args: ["{}", stdio], prices: {{echo: 0.25}}}}
+    - {{name: everything, transport: stdio, command: node, args: ["{}", stdio], env: {{MCP_TEST_MARKER: from-config}}, prices: {{echo: 0.25}}}}
     - {{name: fs, transport: stdio, command: node, args: ["{}", "{}"]}}
 {extra_servers}
   tool_groups:
@@ -372,7 +372,16 @@ fn tool_call_limits_answer_429_and_a_killed_stdio_server_is_restarted() {
     // The tool's price is attributed to the call.
     let records = audit(&gw, "vk-a", 1);
     assert_eq!(records[0]["cost_usd"], 0.25, "{records:#?}");
+    // A stdio server gets the `env` of its config (credentials, say).
+    let env = rpc(
+        &gw,
+        "sk-a",
+        "tools/call",
+        json!({"name": "everything__get-env"}),
+    );
+    assert!(env.body.contains("from-config"), "{}", env.body);
     let metrics = get(&format!("{}/metrics", gw.admin_url), &[]).body;
+    assert!(metrics.contains("endpoint=\"mcp\""), "{metrics}");
     assert!(
         metrics.contains("tollgate_mcp_server_restarts_total{server=\"everything\"} 1"),
         "{metrics}"
@@ -691,4 +700,71 @@ fn a_session_from_one_replica_is_served_by_another_with_the_same_secret() {
     assert_eq!(ping(&a), 200);
     assert_eq!(ping(&b), 200);
     assert_eq!(ping(&other), 404);
+}
+
+#[test]
+fn a_reload_starts_added_servers_and_stops_removed_ones() {
+    let root = tempfile::tempdir().unwrap();
+    let everything = npm_bin_script(EVERYTHING);
+    let filesystem = npm_bin_script(FILESYSTEM);
+    let fs = format!(
+        "    - {{name: fs, transport: stdio, command: node, args: [\"{}\", \"{}\"]}}\n",
+        filesystem.display(),
+        root.path().display()
+    );
+    let ev = format!(
+        "    - {{name: everything, transport: stdio, command: node, args: [\"{}\", stdio]}}\n",
+        everything.display()
+    );
+    let with = |servers: &str| {
+        format!("mcp:\n  servers:\n{servers}virtual_keys:\n  - {{id: vk-a, key: sk-a}}\n")
+    };
+    let gw = Gateway::start(&with(&fs));
+    let tools = |gw: &Gateway| -> Vec<String> {
+        rpc(gw, "sk-a", "tools/list", json!({})).json()["result"]["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|t| t["name"].as_str().map(str::to_string))
+            .collect()
+    };
+    let wait_for = |what: &str, ok: &dyn Fn(&[String]) -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let now = tools(&gw);
+            if ok(&now) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{what}: {now:?}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    assert!(tools(&gw).iter().all(|t| t.starts_with("fs__")));
+    let reload = |text: String| {
+        std::fs::write(
+            gw.config_path(),
+            format!(
+                "server: {{listen: {}, admin_listen: {}}}\n{text}",
+                gw.url.trim_start_matches("http://"),
+                gw.admin_url.trim_start_matches("http://")
+            ),
+        )
+        .unwrap();
+        let r = tollgate_e2e::post_json(&format!("{}/admin/reload", gw.admin_url), &[], &json!({}));
+        assert_eq!(r.status, 200, "{}", r.body);
+    };
+    reload(with(&format!("{fs}{ev}")));
+    wait_for("everything added", &|t| {
+        t.iter().any(|n| n == "everything__echo")
+    });
+    reload(with(&ev));
+    wait_for("fs removed", &|t| !t.iter().any(|n| n.starts_with("fs__")));
+    let health = get(&format!("{}/admin/health", gw.admin_url), &[]).json();
+    let names: Vec<&str> = health["mcp_servers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["name"].as_str())
+        .collect();
+    assert_eq!(names, ["everything"]);
 }
