@@ -8,6 +8,12 @@ if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
   apt-get update -qq && apt-get install -y -qq python3 python3-venv
 fi
 
+# The MCP gateway tests run real MCP servers from npm (installed by the tests with
+# `npm install --prefix target/debug/../e2e-npm`), so node and npm must be present.
+if ! command -v npm >/dev/null 2>&1; then
+  apt-get update -qq && apt-get install -y -qq nodejs npm
+fi
+
 # Tests that need Redis start their own redis-server on a free loopback port.
 if ! command -v redis-server >/dev/null 2>&1; then
   apt-get update -qq && apt-get install -y -qq redis-server
@@ -28,6 +34,7 @@ cargo clippy -p tollgate --no-default-features --locked -- -D warnings
 cargo clippy -p tollgate --no-default-features --features semantic --locked -- -D warnings
 target/debug/tollgate check -c policies/tollgate.yaml
 target/debug/tollgate check -c policies/quickstart.yaml
+target/debug/tollgate check -c policies/mcp.yaml
 target/debug/tollgate test policies/tests
 # Performance smoke gate: gateway vs direct for 3 s at 200 req/s; fails on gross regressions.
 bash bench/smoke-gate.sh target/debug

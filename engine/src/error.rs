@@ -10,6 +10,7 @@ pub enum ErrorType {
     InvalidKey,
     ModelNotAllowed,
     GuardrailBlocked,
+    ToolNotAllowed,
     BudgetExceeded,
     RateLimited,
     NotFound,
@@ -29,6 +30,7 @@ impl ErrorType {
             ErrorType::InvalidKey => "invalid_key",
             ErrorType::ModelNotAllowed => "model_not_allowed",
             ErrorType::GuardrailBlocked => "guardrail_blocked",
+            ErrorType::ToolNotAllowed => "tool_not_allowed",
             ErrorType::BudgetExceeded => "budget_exceeded",
             ErrorType::RateLimited => "rate_limited",
             ErrorType::NotFound => "not_found",
@@ -47,7 +49,9 @@ impl ErrorType {
             ErrorType::MissingKey | ErrorType::InvalidKey | ErrorType::Unauthorized => {
                 StatusCode::UNAUTHORIZED
             }
-            ErrorType::ModelNotAllowed | ErrorType::GuardrailBlocked => StatusCode::FORBIDDEN,
+            ErrorType::ModelNotAllowed
+            | ErrorType::GuardrailBlocked
+            | ErrorType::ToolNotAllowed => StatusCode::FORBIDDEN,
             ErrorType::BudgetExceeded => StatusCode::PAYMENT_REQUIRED,
             ErrorType::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             ErrorType::NotFound => StatusCode::NOT_FOUND,

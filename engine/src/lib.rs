@@ -13,6 +13,7 @@ pub mod compile;
 pub mod config;
 pub mod error;
 pub mod guardrails;
+pub mod mcp;
 pub mod plan;
 pub mod policy;
 pub mod pricing;

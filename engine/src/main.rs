@@ -95,8 +95,13 @@ fn check(path: &std::path::Path) -> ExitCode {
             for w in unpriced_models(&plan) {
                 println!("warning: {w}");
             }
+            // Only configs with an MCP gateway mention it, so existing summaries stay as they were.
+            let mcp = match plan.mcp.servers.len() {
+                0 => String::new(),
+                n => format!(", {n} MCP servers"),
+            };
             println!(
-                "{}: ok — {} providers, {} virtual keys; compiled in {:.1} ms",
+                "{}: ok — {} providers, {} virtual keys{mcp}; compiled in {:.1} ms",
                 path.display(),
                 plan.providers.len(),
                 plan.keys.len(),
@@ -120,7 +125,9 @@ fn run_server(path: PathBuf) -> ExitCode {
         .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("TOLLGATE_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                // rmcp logs every session's full server description at info; its warnings
+                // are what an operator needs.
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rmcp=warn")),
         )
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -4,6 +4,7 @@
 mod embedder;
 mod http;
 pub mod log_traffic;
+mod npm;
 mod postgres;
 mod process;
 mod python;
@@ -11,9 +12,10 @@ mod redis;
 
 pub use embedder::embedder_dir;
 pub use http::{get, post_json, post_raw, Reply};
+pub use npm::{node_modules_with, npm_bin_script};
 pub use postgres::{PostgresServer, PG_PASSWORD, PG_USER};
 pub use process::{bin_path, run_tollgate, Gateway, Mock};
-pub use python::{python_json, python_with, recorded_body};
+pub use python::{python_json, python_script_json, python_with, recorded_body};
 pub use redis::RedisServer;
 
 /// The SHA-256 of `secret` as hex, as written in `key_sha256:`.

@@ -1,6 +1,6 @@
 //! A Python virtualenv with the official SDKs, created once under the target directory.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
 
@@ -80,4 +80,21 @@ pub fn python_json(packages: &[&str], script: &str) -> serde_json::Value {
 /// The JSON body of a request a `loadgen mock` recorded.
 pub fn recorded_body(recorded: &serde_json::Value) -> serde_json::Value {
     serde_json::from_str(recorded["body"].as_str().expect("recorded body")).expect("JSON body")
+}
+
+/// Runs the script file `script` with `args` like [`python_json`].
+pub fn python_script_json(packages: &[&str], script: &Path, args: &[&str]) -> serde_json::Value {
+    let out = Command::new(python_with(packages))
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("run python");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "script failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let last = stdout.lines().last().unwrap_or_default();
+    serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}: {stdout}"))
 }

@@ -8,7 +8,11 @@ fn repo_file(rel: &str) -> String {
 
 #[test]
 fn example_configs_pass() {
-    for file in ["policies/tollgate.yaml", "policies/quickstart.yaml"] {
+    for file in [
+        "policies/tollgate.yaml",
+        "policies/quickstart.yaml",
+        "policies/mcp.yaml",
+    ] {
         let out = run_tollgate(&["check", "-c", &repo_file(file)]);
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(

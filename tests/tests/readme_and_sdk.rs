@@ -267,3 +267,9 @@ fn readme_semantic_cache_example_starts() {
         "{metrics}"
     );
 }
+
+#[test]
+fn readme_mcp_example_compiles() {
+    let stdout = check_readme_config("mcp");
+    assert!(stdout.contains("1 virtual keys, 2 MCP servers"), "{stdout}");
+}

@@ -22,13 +22,16 @@ pub struct Estimate {
     /// The answer's bound: `max_tokens` or the configured default.
     pub output_tokens: u64,
     pub price: Option<Price>,
+    /// A fixed charge per call in micro-dollars, on top of any token price (MCP tool calls).
+    pub flat_micros: u64,
 }
 
 impl Estimate {
     fn cost_micros(&self) -> u64 {
-        self.price.map_or(0, |p| {
-            p.cost_micros(self.prompt_tokens, 0, self.output_tokens)
-        })
+        self.flat_micros
+            + self.price.map_or(0, |p| {
+                p.cost_micros(self.prompt_tokens, 0, self.output_tokens)
+            })
     }
 
     fn amount(&self, kind: LimitKind) -> u64 {
@@ -54,6 +57,7 @@ pub struct Admitted {
     held: Held,
     limits: SmallVec<[Arc<LimitPlan>; INLINE_TIERS]>,
     pub price: Option<Price>,
+    flat_micros: u64,
     /// Where the settlement is reported, for metrics and the request log.
     report: Option<Arc<SettledUsage>>,
 }
@@ -156,6 +160,7 @@ pub async fn reserve(
         held,
         limits,
         price: estimate.price,
+        flat_micros: estimate.flat_micros,
         report: None,
     })
 }
@@ -166,13 +171,21 @@ impl Admitted {
         self.report = Some(cell);
     }
 
+    /// Sets the fixed charge settled for this call (the estimate's, unless the call turned
+    /// out not to owe it, like a tool call that failed before the tool ran).
+    pub fn with_flat_charge(mut self, micros: u64) -> Admitted {
+        self.flat_micros = micros;
+        self
+    }
+
     /// Replaces the estimate by what the call used. `None` when nothing was consumed
     /// (the provider failed): the request still counts against request limits.
     pub fn settle(self, usage: Option<Usage>) {
         let usage = usage.unwrap_or_default();
-        let cost = self.price.map_or(0, |p| {
-            p.cost_micros(usage.prompt, usage.cached, usage.completion)
-        });
+        let cost = self.flat_micros
+            + self.price.map_or(0, |p| {
+                p.cost_micros(usage.prompt, usage.cached, usage.completion)
+            });
         if let Some(cell) = &self.report {
             cell.record(usage, cost);
         }

@@ -37,14 +37,27 @@ pub struct Case {
     pub key: Option<String>,
     #[serde(default)]
     pub headers: BTreeMap<String, HeaderValue>,
-    /// An OpenAI chat completions request body.
+    /// An OpenAI chat completions request body (or `mcp:` instead, for a tool call).
+    #[serde(default)]
     pub body: serde_json::Value,
+    /// An MCP tool call through `/mcp`: `{tool: fs__read_file, arguments: {...}}`.
+    #[serde(default)]
+    pub mcp: Option<ToolCallCase>,
     /// Counter state before the request, by scope.
     #[serde(default)]
     pub usage: BTreeMap<String, ScopeUsage>,
     #[serde(default)]
     pub now: Option<DateTime<Utc>>,
     pub expect: Expect,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ToolCallCase {
+    /// The public tool name, `server__tool`.
+    pub tool: String,
+    #[serde(default)]
+    pub arguments: serde_json::Value,
 }
 
 /// A header value: YAML may write `x-n: 5` or `x-debug: true`; headers are text either way.
@@ -96,6 +109,9 @@ pub struct Expect {
     /// Guardrails that flagged the request (exact list, in order).
     #[serde(default)]
     pub flagged: Option<Vec<String>>,
+    /// MCP: the tool call's arguments as the server would receive them, after redaction.
+    #[serde(default)]
+    pub arguments: Option<serde_json::Value>,
 }
 
 impl Expect {
@@ -108,6 +124,7 @@ impl Expect {
             && self.rule.is_none()
             && self.redacted.is_none()
             && self.flagged.is_none()
+            && self.arguments.is_none()
     }
 }
 
@@ -181,7 +198,7 @@ pub fn load(path: &Path) -> Result<CaseFile, Vec<ConfigError>> {
         if case.expect.is_empty() {
             errors.push(file.error_at(
                 &format!("cases[{i}].expect"),
-                format!("case `{}` expects nothing: give route, fallbacks, status, type, guardrail, rule, redacted or flagged", case.name),
+                format!("case `{}` expects nothing: give route, fallbacks, status, type, guardrail, rule, redacted, flagged or arguments", case.name),
             ));
         }
         if !seen.insert(case.name.as_str()) {
@@ -190,11 +207,28 @@ pub fn load(path: &Path) -> Result<CaseFile, Vec<ConfigError>> {
                 format!("duplicate case name `{}`", case.name),
             ));
         }
-        if !case.body.is_object() {
-            errors.push(file.error_at(
+        match (&case.mcp, &case.body) {
+            (None, serde_json::Value::Object(_)) => {}
+            (None, _) => errors.push(file.error_at(
                 &format!("cases[{i}].body"),
-                "body must be an object (an OpenAI chat completions request)",
-            ));
+                "body must be an object (an OpenAI chat completions request), or give `mcp: {tool, arguments}` for a tool call",
+            )),
+            (Some(_), serde_json::Value::Null) => {}
+            (Some(_), _) => errors.push(file.error_at(
+                &format!("cases[{i}].mcp"),
+                "a case is either a chat request (`body`) or a tool call (`mcp`), not both",
+            )),
+        }
+        if let Some(call) = &case.mcp {
+            if !matches!(
+                call.arguments,
+                serde_json::Value::Object(_) | serde_json::Value::Null
+            ) {
+                errors.push(file.error_at(
+                    &format!("cases[{i}].mcp.arguments"),
+                    "tool call arguments must be an object",
+                ));
+            }
         }
     }
     if errors.is_empty() {

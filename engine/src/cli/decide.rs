@@ -209,6 +209,7 @@ fn admit<'p, 'r>(
             prompt_tokens,
             output_tokens,
             price: price_of(plan, &route),
+            flat_micros: 0,
         };
         d.limits = limit_infos(&route, key, now);
         let reserved = ready(limits::reserve(
@@ -251,7 +252,7 @@ fn admit<'p, 'r>(
 }
 
 /// Polls a future that never waits (memory counters) to completion without a runtime.
-fn ready<F: Future>(f: F) -> Option<F::Output> {
+pub(super) fn ready<F: Future>(f: F) -> Option<F::Output> {
     let mut f = std::pin::pin!(f);
     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
     match f.as_mut().poll(&mut cx) {

@@ -4,6 +4,7 @@
 
 mod cases;
 mod decide;
+mod decide_tool;
 pub mod explain;
 pub mod policy_test;
 mod request;

@@ -167,8 +167,11 @@ fn run_case(
         body: &body,
         now,
     };
-    let decision = decide(&plan, loaded, &call)
-        .map_err(|msg| vec![file.error_at(&format!("cases[{i}].key"), msg)])?;
+    let decision = match &case.mcp {
+        Some(tool) => super::decide_tool::decide_tool(&plan, &call, &tool.tool, &tool.arguments),
+        None => decide(&plan, loaded, &call),
+    }
+    .map_err(|msg| vec![file.error_at(&format!("cases[{i}].key"), msg)])?;
     let mut failures = compare(&case.expect, &decision);
     if !failures.is_empty() {
         failures.push(format!("(actual result: {})", decision.outcome.summary()));
@@ -218,6 +221,13 @@ pub fn compare(expect: &Expect, d: &Decision) -> Vec<String> {
     }
     if let Some(flagged) = &expect.flagged {
         check("flagged", list(flagged), list(&d.flagged));
+    }
+    if let Some(args) = &expect.arguments {
+        let actual = d
+            .tool_arguments
+            .as_ref()
+            .map_or_else(none, ToString::to_string);
+        check("arguments", args.to_string(), actual);
     }
     out
 }

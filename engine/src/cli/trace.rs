@@ -34,6 +34,9 @@ pub struct Decision {
     /// The limits of every tier of the chosen route, with their use before this request.
     pub limits: Vec<LimitInfo>,
     pub outcome: Outcome,
+    /// MCP: the tool call's arguments as they would reach the server (after redaction).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_arguments: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Serialize)]

@@ -16,6 +16,7 @@ pub(super) struct Organisation {
     team_customer: HashMap<String, Option<Arc<str>>>,
     team_limits: HashMap<String, Limits>,
     customer_limits: HashMap<String, Limits>,
+    team_mcp: super::mcp::TeamAccess,
 }
 
 impl Organisation {
@@ -57,6 +58,7 @@ impl Organisation {
         }
         let mut team_customer = HashMap::new();
         let mut team_limits = HashMap::new();
+        let mut team_mcp = HashMap::new();
         for (i, t) in cfg.teams.iter().enumerate() {
             let tier = limits.tier(
                 loaded,
@@ -67,6 +69,19 @@ impl Organisation {
                 errors,
             );
             team_limits.insert(t.id.clone(), tier);
+            if let Some(access) = &t.mcp {
+                let compiled = super::mcp::compile_access(
+                    loaded,
+                    &format!("teams[{i}]"),
+                    &format!("team:{}/mcp", t.id),
+                    access,
+                    limits,
+                    errors,
+                );
+                if let Some(a) = compiled {
+                    team_mcp.insert(t.id.clone(), Arc::new(a));
+                }
+            }
             if let Some(c) = &t.customer {
                 if !cfg.customers.iter().any(|x| &x.id == c) {
                     errors.push(loaded.error_at(
@@ -81,6 +96,7 @@ impl Organisation {
             team_customer,
             team_limits,
             customer_limits,
+            team_mcp,
         }
     }
 }
@@ -237,7 +253,20 @@ pub(super) fn compile_keys(
             metadata: vk.metadata.clone(),
         };
         let (rules, input_guardrails, output_guardrails) = policies.for_key(&attrs);
+        let own_mcp = vk.mcp.as_ref().and_then(|access| {
+            super::mcp::compile_access(
+                loaded,
+                &format!("virtual_keys[{i}]"),
+                &format!("virtual_key:{}/mcp", vk.id),
+                access,
+                limits,
+                errors,
+            )
+        });
+        let team_mcp = vk.team.as_ref().and_then(|t| org.team_mcp.get(t));
+        let mcp = super::mcp::key_mcp(own_mcp, team_mcp.map(|a| &**a));
         plans.push(KeyPlan {
+            mcp,
             attrs,
             rules,
             input_guardrails,

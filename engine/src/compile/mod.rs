@@ -3,6 +3,7 @@
 
 mod keys;
 mod limits;
+mod mcp;
 mod policy;
 mod providers;
 mod redact;
@@ -58,6 +59,7 @@ pub fn compile_with(loaded: &LoadedConfig, store: &MemoryStore) -> Result<Plan, 
         .map(|(i, p)| (p.name.clone(), i))
         .collect();
 
+    let mcp = mcp::compile_mcp(loaded, &mut limits, &mut errors);
     let org = keys::Organisation::compile(loaded, &mut limits, &mut errors);
     let known = policy::Known {
         keys: cfg.virtual_keys.iter().map(|k| k.id.as_str()).collect(),
@@ -102,6 +104,7 @@ pub fn compile_with(loaded: &LoadedConfig, store: &MemoryStore) -> Result<Plan, 
         limits: Vec::new(),
         models_list: keys::models_list(&ModelMatcher::any(), &all_providers, &providers),
         providers: all_providers,
+        mcp: Default::default(),
     };
 
     let provider_count = providers.len();
@@ -197,6 +200,7 @@ pub fn compile_with(loaded: &LoadedConfig, store: &MemoryStore) -> Result<Plan, 
             .collect(),
         aliases: policies.aliases,
         rules: policies.file_order,
+        mcp,
     })
 }
 

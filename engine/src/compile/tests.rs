@@ -344,3 +344,71 @@ fn bad_provider_timeouts_are_located() {
     assert_eq!((found[2].0, found[2].1), (12, 26), "{errs:?}");
     assert!(found[2].2.contains("at most 24h"));
 }
+
+const MCP: &str = "\
+mcp:
+  servers:
+    - {name: fs, transport: stdio, command: node, args: [fs.js]}
+    - {name: db, transport: http, url: \"http://127.0.0.1:9/mcp\", prices: {query: 0.002, \"*\": 0.001}}
+  tool_groups:
+    readonly: [fs__read_*, db__query]
+teams:
+  - {id: support, mcp: {allow: [\"group:readonly\"], rate_limit: {requests: {limit: 5, window: 1m}}}}
+virtual_keys:
+  - id: vk-support
+    key: s1
+    team: support
+    mcp: {deny: [db__*], rate_limit: {concurrent: 2}}
+  - id: vk-free
+    key: s2
+";
+
+#[test]
+fn mcp_scopes_merge_key_and_team_and_tiers_are_bound() {
+    let plan = build(MCP).unwrap();
+    let support = plan.key_by_id("vk-support").unwrap();
+    assert!(support.mcp.scope.permits("fs__read_file"));
+    assert!(
+        !support.mcp.scope.permits("db__query"),
+        "the key's deny narrows the team"
+    );
+    assert!(
+        !support.mcp.scope.permits("fs__write_file"),
+        "outside the team's group"
+    );
+    let scopes: Vec<&str> = support.mcp.limits.iter().map(|l| &*l.scope).collect();
+    assert_eq!(scopes, ["virtual_key:vk-support/mcp", "team:support/mcp"]);
+    let free = plan.key_by_id("vk-free").unwrap();
+    assert!(free.mcp.scope.permits("db__drop_table"));
+    assert!(free.mcp.limits.is_empty());
+    let db = plan.mcp.server("db").unwrap();
+    assert_eq!(
+        (db.price_micros("query"), db.price_micros("other")),
+        (2000, 1000)
+    );
+}
+
+#[test]
+fn mcp_config_errors_name_the_problem() {
+    let errs = |text: &str| {
+        build(text)
+            .unwrap_err()
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let e = errs("mcp:\n  servers:\n    - {name: a__b, transport: stdio, command: x}\n");
+    assert!(e.contains("t.yaml:3:"), "{e}");
+    assert!(e.contains("without `__`"), "{e}");
+    let e = errs("mcp:\n  servers:\n    - {name: a, transport: http, url: \"ftp://x\"}\n");
+    assert!(e.contains("not an http:// or https:// URL"), "{e}");
+    let e = errs("mcp:\n  servers:\n    - {name: a, transport: stdio, url: \"http://x\"}\n");
+    assert!(e.contains("needs `command`"), "{e}");
+    let e = errs(
+        "mcp:\n  servers:\n    - {name: a, transport: http, url: \"http://x\", headers: {mcp-session-id: x}}\n",
+    );
+    assert!(e.contains("set by the MCP transport"), "{e}");
+    let e = errs("mcp:\n  session_secret: short\n");
+    assert!(e.contains("at least 16 characters"), "{e}");
+}

@@ -57,6 +57,9 @@ pub struct Config {
     pub traces: crate::telemetry::TracesConfig,
     #[serde(default)]
     pub cache: CacheConfig,
+    /// The MCP gateway (SPEC §8).
+    #[serde(default)]
+    pub mcp: crate::mcp::config::McpConfig,
 }
 
 /// `metrics:` — what the Prometheus endpoint labels.
@@ -240,6 +243,9 @@ pub struct TeamConfig {
     pub rate_limit: Option<RateLimitConfig>,
     #[serde(default)]
     pub budget: Option<BudgetConfig>,
+    /// MCP tools the team's keys may use (each key's own `mcp:` narrows it further).
+    #[serde(default)]
+    pub mcp: Option<crate::mcp::config::ToolAccessConfig>,
 }
 
 #[derive(Debug, Deserialize, Serialize)]
@@ -268,6 +274,9 @@ pub struct VirtualKeyConfig {
     pub rate_limit: Option<RateLimitConfig>,
     #[serde(default)]
     pub budget: Option<BudgetConfig>,
+    /// MCP tools this key may see and call, and limits on its tool calls.
+    #[serde(default)]
+    pub mcp: Option<crate::mcp::config::ToolAccessConfig>,
 }
 
 #[derive(Debug, Deserialize, Serialize)]

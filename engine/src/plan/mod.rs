@@ -64,6 +64,8 @@ pub struct Plan {
     pub rules: Vec<Arc<RulePlan>>,
     /// Redis URL and failure policy when counters live in Redis.
     pub redis: Option<(String, crate::config::OnStateError)>,
+    /// The MCP gateway: upstream servers and the limits of tool calls.
+    pub mcp: crate::mcp::plan::McpPlan,
 }
 
 /// One limit of one tier, with the counter it is enforced on. Counters live in the state
@@ -298,6 +300,8 @@ pub struct KeyPlan {
     pub output_guardrails: Vec<KeyGuardrail>,
     /// `GET /v1/models` for this key, pre-serialized.
     pub models_list: Bytes,
+    /// The MCP tools this key may use and the tiers of its tool calls.
+    pub mcp: crate::mcp::plan::KeyMcp,
 }
 
 /// A provider as one key uses it: its weight and the provider-config tier.

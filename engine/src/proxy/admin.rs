@@ -280,6 +280,37 @@ fn metrics_text(gw: &Gateway) -> String {
             );
         }
     }
+    out.push_str("# HELP tollgate_mcp_server_up 1 while a session with the MCP server is open.\n");
+    out.push_str("# TYPE tollgate_mcp_server_up gauge\n");
+    let servers = gw.mcp.statuses();
+    for s in &servers {
+        let up = u8::from(s.status == "up");
+        let _ = writeln!(
+            out,
+            "tollgate_mcp_server_up{{server=\"{}\"}} {up}",
+            escape(&s.name)
+        );
+    }
+    out.push_str("# HELP tollgate_mcp_server_restarts_total Sessions opened with the MCP server after the first.\n");
+    out.push_str("# TYPE tollgate_mcp_server_restarts_total counter\n");
+    for s in &servers {
+        let _ = writeln!(
+            out,
+            "tollgate_mcp_server_restarts_total{{server=\"{}\"}} {}",
+            escape(&s.name),
+            s.restarts
+        );
+    }
+    out.push_str("# HELP tollgate_mcp_server_tools Tools the MCP server lists.\n");
+    out.push_str("# TYPE tollgate_mcp_server_tools gauge\n");
+    for s in &servers {
+        let _ = writeln!(
+            out,
+            "tollgate_mcp_server_tools{{server=\"{}\"}} {}",
+            escape(&s.name),
+            s.tools
+        );
+    }
     out
 }
 
@@ -332,5 +363,7 @@ fn health(gw: &Gateway) -> Vec<u8> {
             entry
         })
         .collect();
-    serde_json::to_vec(&serde_json::json!({ "providers": providers })).unwrap_or_default()
+    let mcp_servers = gw.mcp.statuses();
+    serde_json::to_vec(&serde_json::json!({ "providers": providers, "mcp_servers": mcp_servers }))
+        .unwrap_or_default()
 }

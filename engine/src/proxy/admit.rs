@@ -58,6 +58,7 @@ pub async fn admit<'p, 'r>(
             prompt_tokens,
             output_tokens,
             price: price_of(plan, &route),
+            flat_micros: 0,
         };
         match limits::reserve(
             ledger,

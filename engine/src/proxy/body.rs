@@ -27,6 +27,8 @@ pub enum ProxyBody {
     Replay(Option<Bytes>),
     /// A streamed answer copied into the cache as it passes.
     Recording(Box<Recording>),
+    /// Events produced by the gateway itself (the `GET /mcp` stream); ends when the sender does.
+    Events(tokio::sync::mpsc::Receiver<Bytes>),
 }
 
 impl ProxyBody {
@@ -51,6 +53,7 @@ impl Body for ProxyBody {
             ProxyBody::Relay(relay) => Pin::new(relay.as_mut()).poll_frame(cx),
             ProxyBody::Translated(stream) => Pin::new(stream.as_mut()).poll_frame(cx),
             ProxyBody::Finishing(body) => Pin::new(body.as_mut()).poll_frame(cx),
+            ProxyBody::Events(rx) => rx.poll_recv(cx).map(|b| b.map(|b| Ok(Frame::data(b)))),
         }
     }
 
@@ -61,6 +64,7 @@ impl Body for ProxyBody {
             ProxyBody::Relay(relay) => relay.is_end_stream(),
             ProxyBody::Translated(stream) => stream.is_end_stream(),
             ProxyBody::Finishing(body) => body.is_end_stream(),
+            ProxyBody::Events(_) => false,
         }
     }
 
@@ -73,6 +77,7 @@ impl Body for ProxyBody {
             ProxyBody::Relay(relay) => relay.size_hint(),
             ProxyBody::Translated(stream) => stream.size_hint(),
             ProxyBody::Finishing(body) => body.size_hint(),
+            ProxyBody::Events(_) => SizeHint::default(),
         }
     }
 }

@@ -224,6 +224,7 @@ fn log_record(
         client_disconnected: ending.client_disconnected,
         request_body,
         response_body,
+        tool: None,
     }
 }
 

@@ -116,7 +116,7 @@ fn blocked(guardrail: &str) -> ApiError {
     .with("guardrail", guardrail.into())
 }
 
-pub(super) fn action_name(a: Action) -> &'static str {
+pub(crate) fn action_name(a: Action) -> &'static str {
     match a {
         Action::Block => "block",
         Action::Redact => "redact",
@@ -127,7 +127,7 @@ pub(super) fn action_name(a: Action) -> &'static str {
 /// Asks a webhook detector: POST `{guardrail, stage, model, texts}`, expects
 /// `{"flagged": bool}`. A timeout, connection error, non-2xx or unreadable answer follows
 /// `on_error`. `stage` is `input` or `output` (the outbound check uses this too).
-pub(super) async fn webhook_flags(
+pub(crate) async fn webhook_flags(
     gw: &Gateway,
     g: &GuardrailPlan,
     stage: &str,

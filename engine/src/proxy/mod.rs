@@ -17,7 +17,7 @@ mod outbound;
 mod provider_request;
 mod relay;
 mod request;
-mod respond;
+pub(crate) mod respond;
 mod responses;
 mod server;
 mod spans;
@@ -32,6 +32,10 @@ pub use admit::{admit, Admission, Target};
 pub use relay::EventScanner;
 pub use request::{parse_head, RequestHead};
 pub use view::ProxyView;
+
+pub(crate) use body::{read_limited, ProxyBody};
+pub(crate) use inbound::{action_name, webhook_flags};
+pub(crate) use respond::ProxyResponse;
 
 use crate::admission::limits::Ledger;
 use crate::cache::ResponseCache;
@@ -49,6 +53,7 @@ use smallvec::SmallVec;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
+pub(crate) use upstream::mcp_client;
 pub use upstream::UpstreamClient;
 use upstream::Upstreams;
 
@@ -75,6 +80,8 @@ pub struct Gateway {
     pub cache: ResponseCache,
     /// `cache.metrics().stores` at the last cache file save: unchanged means nothing to save.
     cache_saved_at: std::sync::atomic::AtomicU64,
+    /// Upstream MCP servers: outlive plans; a reload reconciles them with the new config.
+    pub mcp: crate::mcp::McpRuntime,
     config_path: PathBuf,
 }
 
@@ -145,6 +152,8 @@ impl Gateway {
         if plan.counts_tokens {
             crate::admission::estimate::warm_up();
         }
+        let mcp = crate::mcp::McpRuntime::default();
+        mcp.apply(&plan.mcp);
         Ok(Gateway {
             plan: ArcSwap::from_pointee(plan),
             metrics: Arc::default(),
@@ -156,6 +165,7 @@ impl Gateway {
             traces,
             cache,
             cache_saved_at: Default::default(),
+            mcp,
             config_path,
         })
     }
@@ -247,6 +257,7 @@ impl Gateway {
                 if plan.redis.as_ref().map(|r| &r.0) != old.redis.as_ref().map(|r| &r.0) {
                     tracing::warn!("state store changed; it takes effect on restart");
                 }
+                self.mcp.apply(&plan.mcp);
                 self.plan.store(Arc::new(plan));
                 self.metrics.config_reloads_ok.fetch_add(1, Relaxed);
                 tracing::info!(config = %self.config_path.display(), "config reloaded");
@@ -269,6 +280,10 @@ pub async fn serve(gw: Arc<Gateway>) -> anyhow::Result<()> {
         let plan = gw.plan.load();
         (plan.listen, plan.admin_listen)
     };
+    // Upstream MCP servers get a moment to list their tools, so the first `tools/list` is whole.
+    gw.mcp
+        .wait_started(std::time::Duration::from_secs(20))
+        .await;
     let data = server::bind(listen, "data plane").await?;
     let admin = server::bind(admin_listen, "admin listener").await?;
     if gw.plan.load().watch_config {

@@ -125,7 +125,7 @@ pub fn parse_head(body: &[u8], endpoint: Endpoint) -> Result<RequestHead<'_>, Ap
                 return Err(invalid("missing required field `input`".into()));
             }
         }
-        Endpoint::Models => {}
+        Endpoint::Models | Endpoint::Mcp => {}
     }
     let span = |raw: &RawValue| {
         let start = raw.get().as_ptr() as usize - body.as_ptr() as usize;

@@ -23,6 +23,14 @@ pub type UpstreamClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 /// for a plan no gateway took in (a served plan always has its own clients).
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// A client for MCP servers over HTTP+SSE (one per process; its pool outlives plans).
+pub(crate) fn mcp_client() -> UpstreamClient {
+    static CLIENT: std::sync::OnceLock<UpstreamClient> = std::sync::OnceLock::new();
+    CLIENT
+        .get_or_init(|| build_client(DEFAULT_CONNECT_TIMEOUT))
+        .clone()
+}
+
 fn build_client(connect_timeout: Duration) -> UpstreamClient {
     let mut http = HttpConnector::new();
     http.enforce_http(false);

@@ -30,7 +30,7 @@ pub use query::{
 };
 pub use record::{
     format_time, from_unix_micros, to_unix_micros, AttemptRecord, CacheResult, GuardrailRecord,
-    LogRecord,
+    LogRecord, ToolRecord,
 };
 pub use sqlite::SqliteStore;
 pub use writer::{LogCounters, RequestLog, WriterOptions};

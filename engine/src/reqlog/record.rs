@@ -55,6 +55,23 @@ pub struct LogRecord {
     pub request_body: Option<String>,
     /// Only kept with `logs.bodies: true`.
     pub response_body: Option<String>,
+    /// MCP tool calls: what was called, with which arguments, and what came back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool: Option<ToolRecord>,
+}
+
+/// The audit part of an MCP tool call's record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolRecord {
+    pub server: String,
+    /// The tool's name on its server.
+    pub name: String,
+    /// As sent to the server: after input redaction by guardrails.
+    pub arguments: serde_json::Value,
+    /// Bytes of the result as returned to the client; `None` when no result was returned.
+    pub result_bytes: Option<u64>,
+    /// The tool itself reported failure (`isError: true`).
+    pub is_error: bool,
 }
 
 /// One call to a provider.
@@ -198,6 +215,7 @@ mod tests {
             client_disconnected: false,
             request_body: None,
             response_body: None,
+            tool: None,
         };
         let json = serde_json::to_value(&rec).unwrap();
         assert_eq!(json["time"], "2025-11-22T10:30:00.123456Z");

@@ -12,7 +12,7 @@ use super::record::{to_unix_micros, LogRecord};
 pub(super) const COLUMNS: &str = "request_id, time_us, key_id, team, customer, endpoint, \
     requested_model, provider, model, attempts, status, error_type, prompt_tokens, \
     completion_tokens, cached_tokens, cost_usd, cache, guardrails, total_us, upstream_us, \
-    ttft_us, overhead_us, stream, client_disconnected, request_body, response_body";
+    ttft_us, overhead_us, stream, client_disconnected, request_body, response_body, tool";
 
 /// The model a request counts under: the one that served it, else the one it asked for
 /// (refusals). Must match the model index expression exactly for the index to be used.

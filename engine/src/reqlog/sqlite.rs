@@ -62,6 +62,9 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX requests_model ON requests (COALESCE(model, requested_model), time_us);
     CREATE INDEX requests_provider ON requests (provider, time_us);
     CREATE INDEX requests_status ON requests (status, time_us);",
+    // 2: MCP tool calls: server, tool, arguments (as sent upstream, after redaction),
+    // result size and whether the tool reported an error, as JSON.
+    "ALTER TABLE requests ADD COLUMN tool TEXT;",
 ];
 
 /// How long a writer waits for a lock held by another connection before the batch fails.
@@ -249,6 +252,9 @@ fn read_record(row: &Row<'_>) -> rusqlite::Result<LogRecord> {
         client_disconnected: row.get(23)?,
         request_body: row.get(24)?,
         response_body: row.get(25)?,
+        tool: row
+            .get::<_, Option<String>>(26)?
+            .and_then(|t| serde_json::from_str(&t).ok()),
     })
 }
 
@@ -264,7 +270,7 @@ impl LogStore for SqliteStore {
         {
             let mut stmt = tx.prepare_cached(&format!(
                 "INSERT INTO requests ({COLUMNS}) VALUES \
-                 (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                 (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
             ))?;
             for r in records {
                 stmt.execute(params![
@@ -294,6 +300,7 @@ impl LogStore for SqliteStore {
                     r.client_disconnected,
                     r.request_body,
                     r.response_body,
+                    r.tool.as_ref().map(json),
                 ])?;
             }
         }
@@ -311,7 +318,7 @@ impl LogStore for SqliteStore {
         let rows = self.with_reader(|conn| {
             let mut stmt = conn.prepare_cached(&sql)?;
             let rows = stmt.query_map(params_from_iter(args), |row| {
-                Ok((read_record(row)?, row.get::<_, i64>(26)?))
+                Ok((read_record(row)?, row.get::<_, i64>(27)?))
             })?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
         })?;

@@ -45,6 +45,7 @@ fn rec(i: i64) -> LogRecord {
         client_disconnected: false,
         request_body: None,
         response_body: None,
+        tool: None,
     }
 }
 
@@ -121,6 +122,13 @@ fn every_field_survives_a_round_trip() {
             r#"{"model":"fast","messages":[{"role":"user","content":"héllo"}]}"#.into(),
         ),
         response_body: Some("data: {}\n\n".into()),
+        tool: Some(crate::reqlog::ToolRecord {
+            server: "fs".into(),
+            name: "read_file".into(),
+            arguments: serde_json::json!({"path": "/tmp/x"}),
+            result_bytes: Some(42),
+            is_error: false,
+        }),
     };
     let empty = LogRecord {
         request_id: "req-refused".into(),
@@ -149,6 +157,7 @@ fn every_field_survives_a_round_trip() {
         client_disconnected: false,
         request_body: None,
         response_body: None,
+        tool: None,
     };
     s.insert_batch(&[empty.clone(), full.clone()]).unwrap();
     let page = s.query(&LogQuery::default()).unwrap();
@@ -522,7 +531,7 @@ fn open_migrates_an_empty_file_and_reopens_an_existing_one() {
     drop(conn);
 
     let s = SqliteStore::open(&path).unwrap();
-    assert_eq!(s.schema_version().unwrap(), 1);
+    assert_eq!(s.schema_version().unwrap(), 2);
     assert_eq!(ids(&s.query(&LogQuery::default()).unwrap()), ["req-1"]);
     s.insert_batch(&[rec(3)]).unwrap();
     assert_eq!(s.count().unwrap(), 2);

@@ -16,6 +16,8 @@ pub enum Endpoint {
     Chat,
     Embeddings,
     Models,
+    /// MCP tool calls (`provider` = server, `model` = tool).
+    Mcp,
 }
 
 impl Endpoint {
@@ -24,6 +26,7 @@ impl Endpoint {
             Endpoint::Chat => "chat",
             Endpoint::Embeddings => "embeddings",
             Endpoint::Models => "models",
+            Endpoint::Mcp => "mcp",
         }
     }
 }

@@ -16,7 +16,7 @@ pub(super) fn insert_sql() -> String {
     let types = [
         "text", "int8", "text", "text", "text", "text", "text", "text", "text", "text", "int4",
         "text", "int8", "int8", "int8", "float8", "text", "text", "int8", "int8", "int8", "int8",
-        "bool", "bool", "text", "text",
+        "bool", "bool", "text", "text", "text",
     ];
     let arrays: Vec<String> = types
         .iter()
@@ -53,7 +53,7 @@ fn json<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "[]".into())
 }
 
-/// The 26 column arrays of `insert_sql`, borrowing from `records` where it can.
+/// The 27 column arrays of `insert_sql`, borrowing from `records` where it can.
 pub(super) fn insert_params(records: &[LogRecord]) -> Vec<Box<dyn ToSql + Sync + '_>> {
     fn col<'a, T: ToSql + Sync + 'a>(
         records: &'a [LogRecord],
@@ -88,6 +88,7 @@ pub(super) fn insert_params(records: &[LogRecord]) -> Vec<Box<dyn ToSql + Sync +
         col(records, |r| r.client_disconnected),
         col(records, |r| opt_text(&r.request_body)),
         col(records, |r| opt_text(&r.response_body)),
+        col(records, |r| r.tool.as_ref().map(json)),
     ]
 }
 
@@ -133,8 +134,13 @@ pub(super) fn read_record(row: &Row) -> Result<(LogRecord, i64), OpError> {
         client_disconnected: row.try_get(23)?,
         request_body: row.try_get(24)?,
         response_body: row.try_get(25)?,
+        // Written by this store as JSON; a value it cannot read leaves the field out rather
+        // than failing the page.
+        tool: row
+            .try_get::<_, Option<String>>(26)?
+            .and_then(|t| serde_json::from_str(&t).ok()),
     };
-    Ok((rec, row.try_get(26)?))
+    Ok((rec, row.try_get(27)?))
 }
 
 #[cfg(test)]
@@ -144,10 +150,10 @@ mod tests {
     #[test]
     fn the_insert_binds_one_array_per_column() {
         let sql = insert_sql();
-        assert_eq!(COLUMNS.split(',').count(), 26);
-        assert!(sql.contains("$26::text[]"), "{sql}");
-        assert!(!sql.contains("$27"), "{sql}");
-        assert_eq!(insert_params(&[]).len(), 26);
+        assert_eq!(COLUMNS.split(',').count(), 27);
+        assert!(sql.contains("$27::text[]"), "{sql}");
+        assert!(!sql.contains("$28"), "{sql}");
+        assert_eq!(insert_params(&[]).len(), 27);
     }
 
     #[test]

@@ -51,6 +51,9 @@ pub(super) const MIGRATIONS: &[&str] = &[
         ON tollgate_requests ((COALESCE(model, requested_model)), time_us, id);
     CREATE INDEX tollgate_requests_provider ON tollgate_requests (provider, time_us, id);
     CREATE INDEX tollgate_requests_status ON tollgate_requests (status, time_us, id);",
+    // 2: MCP tool calls, as SQLite's migration 2: server, tool, arguments (after redaction),
+    // result size and whether the tool reported an error, as JSON text.
+    "ALTER TABLE tollgate_requests ADD COLUMN tool TEXT;",
 ];
 
 /// Any fixed number: gateways sharing a database take this transaction-scoped advisory

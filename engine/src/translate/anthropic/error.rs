@@ -14,7 +14,9 @@ pub fn error_type_for(kind: ErrorType) -> &'static str {
         ErrorType::MissingKey | ErrorType::InvalidKey | ErrorType::Unauthorized => {
             "authentication_error"
         }
-        ErrorType::ModelNotAllowed | ErrorType::GuardrailBlocked => "permission_error",
+        ErrorType::ModelNotAllowed | ErrorType::GuardrailBlocked | ErrorType::ToolNotAllowed => {
+            "permission_error"
+        }
         ErrorType::BudgetExceeded => "billing_error",
         ErrorType::RateLimited => "rate_limit_error",
         ErrorType::NotFound => "not_found_error",
