@@ -22,5 +22,5 @@ for target in $(cargo fuzz list); do
     echo "fuzz target $target failed; the input is under engine/fuzz/artifacts/$target" >&2
     exit 1
   fi
-  grep -E "^#[0-9]+ +DONE" "$work/$target.log" || true
+  grep -E "^#[0-9]+[[:space:]]+DONE" "$work/$target.log" || true
 done
