@@ -23,3 +23,22 @@ pub fn sha256_hex(secret: &str) -> String {
     use sha2::{Digest, Sha256};
     hex::encode(Sha256::digest(secret.as_bytes()))
 }
+
+/// `body` with the digits after each of `marks` replaced by `#`: the parts of two answers
+/// that differ only by the mock's numbering (ids, timestamps).
+pub fn numbers_masked(body: &str, marks: &[&str]) -> String {
+    let mut out = String::with_capacity(body.len());
+    let mut rest = body;
+    while let Some((i, mark)) = marks
+        .iter()
+        .filter_map(|m| Some((rest.find(m)?, m)))
+        .min_by_key(|(i, _)| *i)
+    {
+        let (head, tail) = rest.split_at(i + mark.len());
+        out.push_str(head);
+        out.push('#');
+        rest = tail.trim_start_matches(|c: char| c.is_ascii_digit());
+    }
+    out.push_str(rest);
+    out
+}

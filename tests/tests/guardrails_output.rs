@@ -2,7 +2,7 @@
 //! is redacted, blocked or flagged before the client gets it.
 
 use serde_json::{json, Value};
-use tollgate_e2e::{get, post_json, Gateway, Mock, Reply};
+use tollgate_e2e::{get, numbers_masked, post_json, Gateway, Mock, Reply};
 
 const EMAIL_REPLY: &str = "write to jane.doe@example.com please";
 
@@ -206,21 +206,7 @@ fn a_flagging_output_guardrail_sets_the_header() {
 /// The parts of a completion that differ between two calls: the mock numbers its ids and
 /// stamps the time.
 fn normalized(body: &str) -> String {
-    let mut out = String::with_capacity(body.len());
-    let mut rest = body;
-    let marks = ["\"chatcmpl-mock-", "\"created\":"];
-    while let Some((i, mark)) = marks
-        .iter()
-        .filter_map(|m| Some((rest.find(m)?, m)))
-        .min_by_key(|(i, _)| *i)
-    {
-        let (head, tail) = rest.split_at(i + mark.len());
-        out.push_str(head);
-        out.push('#');
-        rest = tail.trim_start_matches(|c: char| c.is_ascii_digit());
-    }
-    out.push_str(rest);
-    out
+    numbers_masked(body, &["\"chatcmpl-mock-", "\"created\":"])
 }
 
 #[test]

@@ -42,8 +42,21 @@ impl ClientFormat {
         }
     }
 
-    /// The pipeline's answer (OpenAI JSON or OpenAI SSE) in the client's shape.
+    /// The wire format a provider must speak for this client's bytes to pass untouched.
+    pub fn native_wire(self) -> Option<WireFormat> {
+        match self {
+            ClientFormat::Anthropic => Some(WireFormat::Anthropic),
+            ClientFormat::Gemini => Some(WireFormat::Gemini),
+            ClientFormat::OpenAi | ClientFormat::Responses => None,
+        }
+    }
+
+    /// The pipeline's answer (OpenAI JSON or OpenAI SSE) in the client's shape; a provider's
+    /// answer already in that shape (see [`super::native`]) is passed on as it is.
     pub fn response(self, resp: ProxyResponse) -> ProxyResponse {
+        if super::native::is_native(&resp) {
+            return resp;
+        }
         match self {
             ClientFormat::OpenAi => resp,
             ClientFormat::Anthropic => messages::anthropic_response(resp),

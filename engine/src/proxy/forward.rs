@@ -8,6 +8,7 @@ use super::client_format::ClientFormat;
 use super::finish::{Caller, Finish, RequestReport};
 use super::inbound;
 use super::inbound::Inbound;
+use super::native::{self, ClientBytes, NativeAnswer, Shadow};
 use super::outbound::{self, Answerer};
 use super::provider_request::{self, UpstreamRequest};
 use super::relay::{Relay, StreamBounds};
@@ -228,6 +229,8 @@ async fn proxy(
         customer: key.customer.clone(),
     });
     let body = read_limited(&parts.headers, body, plan.max_body_bytes).await?;
+    // Kept for a provider of the client's own format (see `native`).
+    let client_body = body.clone();
     let body = format.request_body(parts.uri.path(), body)?;
     let head = super::request::parse_head(&body, endpoint)?;
     served.requested_model = head.model.to_string();
@@ -370,6 +373,10 @@ async fn proxy(
             endpoint,
             head: &head,
             body: &body,
+            client: format.native_wire().map(|format| ClientBytes {
+                format,
+                body: &client_body,
+            }),
             client_headers: &parts.headers,
             view: &view,
             request_id,
@@ -403,6 +410,8 @@ struct RouteCall<'a, 'b> {
     endpoint: Endpoint,
     head: &'a RequestHead<'b>,
     body: &'a Bytes,
+    /// The client's own bytes, for a client of a format a provider may also speak.
+    client: Option<ClientBytes<'a>>,
     client_headers: &'a HeaderMap,
     view: &'a ProxyView<'a>,
     request_id: &'a HeaderValue,
@@ -433,6 +442,7 @@ async fn serve_route<'p>(
         endpoint,
         head,
         body,
+        client,
         client_headers,
         view,
         request_id,
@@ -464,14 +474,25 @@ async fn serve_route<'p>(
             )));
         }
     };
-    let upstream_body = match provider_request::body_for(
-        provider,
-        endpoint,
-        head,
-        body,
-        route.model,
-        redacted_messages,
-    ) {
+    let edited = redacted_messages.is_some()
+        || served.store_as.is_some()
+        || outbound::has_output_guardrails(key, endpoint);
+    let native = native::route(client, provider.wire, edited);
+    let upstream_body = match (native, provider.wire) {
+        (Some(client), ProviderWire::Anthropic { default_max_tokens }) => {
+            native::request_body(client, default_max_tokens, route.model)
+        }
+        (Some(client), _) => native::request_body(client, 0, route.model),
+        (None, _) => provider_request::body_for(
+            provider,
+            endpoint,
+            head,
+            body,
+            route.model,
+            redacted_messages,
+        ),
+    };
+    let upstream_body = match upstream_body {
         Ok(b) => b,
         Err(e) => {
             admitted.settle(None);
@@ -553,7 +574,7 @@ async fn serve_route<'p>(
         served.upstream_wait = first_sent.elapsed();
         served.answered = Some((attempt_started, attempt_started.elapsed()));
         let guard = outbound::stream_guard(gw, key, endpoint, view, by, prompt_tokens);
-        let up_body = if openai_wire {
+        let up_body = if openai_wire || native.is_some() {
             UpstreamStream::plain(up_body)
         } else {
             UpstreamStream::translated(up_body, foreign, now, (&answer_id, route.model))
@@ -571,7 +592,8 @@ async fn serve_route<'p>(
                     idle: provider.timeouts.stream_idle,
                 },
             )
-            .with_rewrite(guard),
+            .with_rewrite(guard)
+            .with_shadow(native.map(|c| Shadow::new(c.format, now))),
         ));
         match &served.store_as {
             Some(to) => ProxyBody::Recording(Box::new(Recording::new(
@@ -610,8 +632,9 @@ async fn serve_route<'p>(
             }
             Ok(Ok(c)) => c.to_bytes(),
         };
-        // From here on the answer is OpenAI JSON, whatever the provider speaks.
-        let bytes = if openai_wire {
+        // From here on the answer is OpenAI JSON, whatever the provider speaks, unless it
+        // passes to a client of the provider's format untouched.
+        let bytes = if openai_wire || native.is_some() {
             bytes
         } else if status.is_success() {
             let created = u64::try_from(now).unwrap_or(0);
@@ -634,12 +657,17 @@ async fn serve_route<'p>(
                 .and_then(|v| v.to_str().ok());
             translated::openai_error(status, &bytes, aws_error_type)
         };
-        let usage = if status.is_success() {
-            usage_of(&bytes)
-        } else {
-            None
+        let usage = match native {
+            _ if !status.is_success() => None,
+            Some(c) => native::answer_usage(c.format, &bytes, now),
+            None => usage_of(&bytes),
         };
-        admitted.settle(usage);
+        if native.is_some() && status.is_success() && usage.is_none() {
+            // Passed on, but unreadable here: charge the estimate.
+            drop(admitted);
+        } else {
+            admitted.settle(usage);
+        }
         // An output guardrail's refusal is final: no fallback for a policy decision.
         let (bytes, answer_flags) =
             match outbound::check_answer(gw, key, endpoint, status, view, by, bytes).await {
@@ -671,6 +699,9 @@ async fn serve_route<'p>(
     let mut resp = Response::new(body);
     *resp.status_mut() = status;
     copy_response_headers(&up_parts.headers, resp.headers_mut());
+    if native.is_some() {
+        resp.extensions_mut().insert(NativeAnswer);
+    }
     let h = resp.headers_mut();
     if served.stream && !openai_wire {
         // Translated to OpenAI SSE, whatever framing the provider used (Bedrock's is binary).

@@ -2,8 +2,8 @@
 //! SDKs). The request is translated to OpenAI Chat at the door, so auth, the model check,
 //! guardrails, rules, limits, retries and fallbacks run unchanged; the final answer (whole,
 //! streamed or an error) is translated back to Anthropic's shape on the way out. A provider of
-//! `kind: anthropic` therefore sees a double translation (Anthropic → OpenAI → Anthropic): only
-//! what OpenAI Chat can express survives it (see the README).
+//! `kind: anthropic` gets the client's own bytes instead, unless the gateway must change them
+//! (see [`super::native`]).
 
 use super::body::{read_limited, ProxyBody};
 use super::client_format::{error_message, ClientFormat, ClientStream};

@@ -13,6 +13,7 @@ mod forward;
 mod genai;
 mod inbound;
 mod messages;
+mod native;
 mod outbound;
 mod provider_request;
 mod relay;

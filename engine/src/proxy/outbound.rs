@@ -47,6 +47,11 @@ fn output_guardrails(key: &KeyPlan, endpoint: Endpoint) -> Option<&[KeyGuardrail
         .then_some(&key.output_guardrails[..])
 }
 
+/// Whether the key's output guardrails read answers on `endpoint`.
+pub fn has_output_guardrails(key: &KeyPlan, endpoint: Endpoint) -> bool {
+    output_guardrails(key, endpoint).is_some()
+}
+
 /// Checks a whole (non-stream) answer. Returns the body the client gets (the same bytes unless
 /// a redaction changed them) and the guardrails that flagged it; a block is an error.
 pub async fn check_answer(

@@ -15,8 +15,11 @@ use http::{HeaderMap, HeaderValue, Request, Uri};
 use http_body_util::Full;
 
 /// Client headers passed upstream; everything else (the caller's credentials above all) stays here.
-const FORWARDED_REQUEST_HEADERS: [HeaderName; 2] =
-    [header::ACCEPT, HeaderName::from_static("openai-beta")];
+const FORWARDED_REQUEST_HEADERS: [HeaderName; 3] = [
+    header::ACCEPT,
+    HeaderName::from_static("openai-beta"),
+    HeaderName::from_static("anthropic-beta"),
+];
 
 /// The wire format a provider of another format than OpenAI answers in.
 pub fn foreign_format(wire: ProviderWire) -> WireFormat {
@@ -80,10 +83,15 @@ impl UpstreamRequest<'_> {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
-        let openai_wire = provider.wire == ProviderWire::OpenAi;
         for name in &FORWARDED_REQUEST_HEADERS {
-            // `OpenAI-Beta` means nothing to a provider of another format.
-            if !openai_wire && name != header::ACCEPT {
+            // A beta header means something only to a provider of its API's format (Claude
+            // Code turns on features such as interleaved thinking with `anthropic-beta`).
+            let passes = match name.as_str() {
+                "openai-beta" => provider.wire == ProviderWire::OpenAi,
+                "anthropic-beta" => matches!(provider.wire, ProviderWire::Anthropic { .. }),
+                _ => true,
+            };
+            if !passes {
                 continue;
             }
             if let Some(v) = self.client_headers.get(name) {

@@ -5,7 +5,9 @@
 //!
 //! With output guardrails, a [`Rewrite`] sees every whole event before the client does (it may
 //! hold text back and change events). Without one, the relay forwards the upstream bytes as
-//! they came: no event is parsed beyond what usage reading needs.
+//! they came: no event is parsed beyond what usage reading needs. With a [`Shadow`] (a client
+//! and provider of the same non-OpenAI format) the provider's bytes pass untouched and a
+//! translated copy is scanned instead.
 
 #[cfg(test)]
 mod broken_streams;
@@ -13,6 +15,7 @@ mod ending;
 
 pub use ending::StreamBounds;
 
+use super::native::Shadow;
 use crate::admission::estimate::{usage_of, Usage};
 use crate::admission::limits::Admitted;
 use bytes::{Buf, Bytes, BytesMut};
@@ -170,11 +173,17 @@ pub trait Rewrite: Send {
 struct Outflow {
     scanner: EventScanner,
     rewrite: Option<Box<dyn Rewrite>>,
+    shadow: Option<Box<Shadow>>,
 }
 
 impl Outflow {
     /// Upstream bytes in; the bytes to send now, if any.
-    fn push(&mut self, data: impl Buf) -> Option<Bytes> {
+    fn push(&mut self, mut data: impl Buf) -> Option<Bytes> {
+        if let Some(shadow) = self.shadow.as_deref_mut() {
+            let raw = data.copy_to_bytes(data.remaining());
+            self.scanner.push(&shadow.read(&raw)[..]);
+            return (!raw.is_empty()).then_some(raw);
+        }
         let events = self.scanner.push(data)?;
         let Some(rewrite) = self.rewrite.as_deref_mut() else {
             return Some(events);
@@ -186,6 +195,11 @@ impl Outflow {
 
     /// The upstream ended: the rest, if any. Later calls return nothing.
     fn finish(&mut self) -> Option<Bytes> {
+        if let Some(mut shadow) = self.shadow.take() {
+            // Every upstream byte has been sent; the copy only settles usage.
+            self.scanner.push(&shadow.finish()[..]);
+            return None;
+        }
         let tail = self.scanner.finish();
         let Some(mut rewrite) = self.rewrite.take() else {
             return tail;
@@ -234,6 +248,7 @@ impl<B> Relay<B> {
             flow: Outflow {
                 scanner: EventScanner::new(hide_usage_chunk),
                 rewrite: None,
+                shadow: None,
             },
             prompt_estimate,
             admitted,
@@ -244,6 +259,12 @@ impl<B> Relay<B> {
     /// Passes every event through `rewrite` (`None`: forward upstream bytes unchanged).
     pub fn with_rewrite(mut self, rewrite: Option<Box<dyn Rewrite>>) -> Relay<B> {
         self.flow.rewrite = rewrite;
+        self
+    }
+
+    /// Passes the upstream bytes unchanged and reads usage from `shadow`'s translation.
+    pub fn with_shadow(mut self, shadow: Option<Shadow>) -> Relay<B> {
+        self.flow.shadow = shadow.map(Box::new);
         self
     }
 
@@ -274,7 +295,10 @@ impl<B> Relay<B> {
         }
         let provider = self.watchdog.provider();
         tracing::warn!(provider, reason = ?why, "upstream stream broke off");
-        Some(why.event(provider, owed))
+        Some(match self.flow.shadow.as_deref() {
+            Some(shadow) => shadow.client_error(owed, &why.event(provider, None)),
+            None => why.event(provider, owed),
+        })
     }
 }
 
@@ -321,9 +345,11 @@ where
                     return data(this.end_broken(None, why));
                 }
                 Poll::Ready(None) => {
+                    // A shadow reads its last usage (Gemini's, say) only when it finishes.
+                    let tail = this.flow.finish();
                     this.settle();
                     this.inner = None;
-                    return data(this.flow.finish());
+                    return data(tail);
                 }
             }
         }
@@ -426,6 +452,7 @@ mod tests {
         Outflow {
             scanner: EventScanner::new(false),
             rewrite,
+            shadow: None,
         }
     }
 
@@ -466,6 +493,32 @@ mod tests {
         );
         // Nothing after the end, however often the body is polled.
         assert_eq!(f.finish(), None);
+    }
+
+    #[test]
+    fn a_shadowed_stream_passes_the_providers_bytes_and_reads_their_usage() {
+        let anthropic = concat!(
+            "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",",
+            "\"type\":\"message\",\"role\":\"assistant\",\"model\":\"claude-x\",\"content\":[],",
+            "\"usage\":{\"input_tokens\":5,\"output_tokens\":1}}}\n\n",
+            "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,",
+            "\"content_block\":{\"type\":\"thinking\",\"thinking\":\"\"}}\n\n",
+            "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,",
+            "\"delta\":{\"type\":\"signature_delta\",\"signature\":\"sig\"}}\n\n",
+            "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":",
+            "\"end_turn\"},\"usage\":{\"output_tokens\":3}}\n\n",
+            "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
+        );
+        let mut f = flow(None);
+        f.shadow = Some(Box::new(Shadow::new(
+            crate::translate::stream::WireFormat::Anthropic,
+            0,
+        )));
+        let (a, b) = anthropic.split_at(100);
+        assert_eq!(run(&mut f, &[a, b]), anthropic);
+        let usage = f.scanner.usage.expect("usage read from the copy");
+        assert_eq!((usage.prompt, usage.completion), (5, 3));
+        assert!(f.scanner.done);
     }
 
     #[test]

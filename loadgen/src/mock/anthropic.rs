@@ -27,10 +27,28 @@ fn tool_block_head(b: &mut Vec<u8>, a: &Answer, name: &str) {
     string(b, name);
 }
 
-pub fn message(a: &Answer) -> Vec<u8> {
+/// The text of the thinking block answered when extended thinking is on.
+const THINKING: &str = "Mock reasoning before the answer.";
+
+/// A signed thinking block as Anthropic returns it; clients send it back on the next turn, so
+/// a proxy must carry it (signature included) untouched.
+fn thinking_block(b: &mut Vec<u8>, a: &Answer) {
+    raw(b, r#"{"type":"thinking","thinking":"#);
+    string(b, THINKING);
+    raw(b, r#","signature":"mock-signature-"#);
+    num(b, a.id);
+    raw(b, r#""}"#);
+}
+
+/// `thinking`: the request enabled extended thinking; the answer starts with a thinking block.
+pub fn message(a: &Answer, thinking: bool) -> Vec<u8> {
     let mut b = Vec::with_capacity(400);
     message_head(&mut b, a);
     raw(&mut b, r#","content":["#);
+    if thinking {
+        thinking_block(&mut b, a);
+        raw(&mut b, ",");
+    }
     match a.content {
         Content::Text(reply) => {
             raw(&mut b, r#"{"type":"text","text":"#);
@@ -55,8 +73,9 @@ pub fn message(a: &Answer) -> Vec<u8> {
 }
 
 /// message_start, content_block_start, ping, content_block_delta × N, content_block_stop,
-/// message_delta, message_stop — the order Anthropic sends them in.
-pub fn stream(a: &Answer) -> Vec<Bytes> {
+/// message_delta, message_stop — the order Anthropic sends them in. With `thinking`, a
+/// thinking block (thinking_delta, signature_delta) comes first at index 0.
+pub fn stream(a: &Answer, thinking: bool) -> Vec<Bytes> {
     let pieces = match a.content {
         Content::Text(reply) => &reply.pieces_json,
         Content::Tool { .. } => &a.replies.tool_pieces_json,
@@ -72,11 +91,16 @@ pub fn stream(a: &Answer) -> Vec<Bytes> {
         num(b, a.prompt_tokens);
         raw(b, r#","output_tokens":1}}}"#);
     });
+    let index = if thinking {
+        stream_thinking(&mut w, a);
+        "1"
+    } else {
+        "0"
+    };
     w.event(Some("content_block_start"), |b| {
-        raw(
-            b,
-            r#"{"type":"content_block_start","index":0,"content_block":"#,
-        );
+        raw(b, r#"{"type":"content_block_start","index":"#);
+        raw(b, index);
+        raw(b, r#","content_block":"#);
         match a.content {
             Content::Text(_) => raw(b, r#"{"type":"text","text":""}"#),
             Content::Tool { name } => {
@@ -89,7 +113,9 @@ pub fn stream(a: &Answer) -> Vec<Bytes> {
     w.event(Some("ping"), |b| raw(b, r#"{"type":"ping"}"#));
     for piece in pieces {
         w.event(Some("content_block_delta"), |b| {
-            raw(b, r#"{"type":"content_block_delta","index":0,"delta":"#);
+            raw(b, r#"{"type":"content_block_delta","index":"#);
+            raw(b, index);
+            raw(b, r#","delta":"#);
             match a.content {
                 Content::Text(_) => raw(b, r#"{"type":"text_delta","text":"#),
                 Content::Tool { .. } => raw(b, r#"{"type":"input_json_delta","partial_json":"#),
@@ -99,7 +125,9 @@ pub fn stream(a: &Answer) -> Vec<Bytes> {
         });
     }
     w.event(Some("content_block_stop"), |b| {
-        raw(b, r#"{"type":"content_block_stop","index":0}"#)
+        raw(b, r#"{"type":"content_block_stop","index":"#);
+        raw(b, index);
+        raw(b, "}");
     });
     w.event(Some("message_delta"), |b| {
         raw(b, r#"{"type":"message_delta","delta":{"stop_reason":""#);
@@ -112,6 +140,35 @@ pub fn stream(a: &Answer) -> Vec<Bytes> {
         raw(b, r#"{"type":"message_stop"}"#)
     });
     w.into_frames()
+}
+
+/// The thinking block's events at index 0: start, the text, the signature, stop.
+fn stream_thinking(w: &mut SseWriter, a: &Answer) {
+    w.event(Some("content_block_start"), |b| {
+        raw(
+            b,
+            r#"{"type":"content_block_start","index":0,"content_block":{"type":"thinking","thinking":""}}"#,
+        );
+    });
+    w.event(Some("content_block_delta"), |b| {
+        raw(
+            b,
+            r#"{"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":"#,
+        );
+        string(b, THINKING);
+        raw(b, "}}");
+    });
+    w.event(Some("content_block_delta"), |b| {
+        raw(
+            b,
+            r#"{"type":"content_block_delta","index":0,"delta":{"type":"signature_delta","signature":"mock-signature-"#,
+        );
+        num(b, a.id);
+        raw(b, r#""}}"#);
+    });
+    w.event(Some("content_block_stop"), |b| {
+        raw(b, r#"{"type":"content_block_stop","index":0}"#)
+    });
 }
 
 pub fn count_tokens(input_tokens: u64) -> Vec<u8> {
@@ -182,9 +239,11 @@ mod tests {
     #[test]
     fn message_shape() {
         let r = Replies::new(5);
-        let v: Value =
-            serde_json::from_slice(&message(&answer(&r, Content::Text(r.for_cap(Some(4))))))
-                .unwrap();
+        let v: Value = serde_json::from_slice(&message(
+            &answer(&r, Content::Text(r.for_cap(Some(4)))),
+            false,
+        ))
+        .unwrap();
         assert_eq!(v["type"], "message");
         assert_eq!(v["content"][0]["text"], "mock reply 3 4");
         assert_eq!(v["stop_reason"], "end_turn");
@@ -195,7 +254,7 @@ mod tests {
     #[test]
     fn stream_event_order_and_text() {
         let r = Replies::new(4);
-        let ev = events(&stream(&answer(&r, Content::Text(r.for_cap(None)))));
+        let ev = events(&stream(&answer(&r, Content::Text(r.for_cap(None))), false));
         let names: Vec<&str> = ev.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(
             names,
@@ -221,6 +280,27 @@ mod tests {
     }
 
     #[test]
+    fn thinking_comes_first_signed_whole_and_streamed() {
+        let r = Replies::new(2);
+        let a = answer(&r, Content::Text(r.for_cap(None)));
+        let v: Value = serde_json::from_slice(&message(&a, true)).unwrap();
+        assert_eq!(v["content"][0]["type"], "thinking");
+        assert_eq!(v["content"][0]["signature"], "mock-signature-3");
+        assert_eq!(v["content"][1]["text"], "mock reply 3 4 5 6 7 8 9 10");
+        let ev = events(&stream(&a, true));
+        assert_eq!(ev[1].1["content_block"]["type"], "thinking");
+        assert_eq!(ev[2].1["delta"]["thinking"], THINKING);
+        assert_eq!(ev[3].1["delta"]["signature"], "mock-signature-3");
+        assert_eq!(ev[4].1["index"], 0);
+        // The text block follows at index 1, start to stop.
+        assert_eq!(ev[5].1["index"], 1);
+        assert_eq!(ev[5].1["content_block"]["type"], "text");
+        assert!(ev[6..]
+            .iter()
+            .all(|(n, d)| n != "content_block_delta" || d["index"] == 1));
+    }
+
+    #[test]
     fn tool_use_streams_partial_json() {
         let r = Replies::new(3);
         let a = answer(
@@ -229,10 +309,10 @@ mod tests {
                 name: "get_weather",
             },
         );
-        let v: Value = serde_json::from_slice(&message(&a)).unwrap();
+        let v: Value = serde_json::from_slice(&message(&a, false)).unwrap();
         assert_eq!(v["content"][0]["input"]["city"], "Paris");
         assert_eq!(v["stop_reason"], "tool_use");
-        let ev = events(&stream(&a));
+        let ev = events(&stream(&a, false));
         assert_eq!(ev[1].1["content_block"]["name"], "get_weather");
         let json: String = ev[3..6]
             .iter()

@@ -219,11 +219,25 @@ pub struct AnthropicMessages<'a> {
     pub messages: Conversation,
     #[serde(borrow, default)]
     tools: Option<Vec<Named<'a>>>,
+    #[serde(borrow, default)]
+    thinking: Option<Thinking<'a>>,
+}
+
+/// `thinking: {"type": "enabled", "budget_tokens": N}` (extended thinking).
+#[derive(Deserialize, Debug)]
+struct Thinking<'a> {
+    #[serde(borrow, rename = "type")]
+    kind: Cow<'a, str>,
 }
 
 impl AnthropicMessages<'_> {
     pub fn first_tool(&self) -> Option<&str> {
         Some(self.tools.as_ref()?.first()?.name.as_ref())
+    }
+
+    /// Extended thinking was asked for: the answer starts with a signed thinking block.
+    pub fn thinking(&self) -> bool {
+        self.thinking.as_ref().is_some_and(|t| t.kind == "enabled")
     }
 }
 

@@ -285,9 +285,10 @@ fn answer(
                 replies,
             };
             if req.stream == Some(true) {
-                stream(anthropic::stream(&a), event_stream_type(), state, fault)
+                let frames = anthropic::stream(&a, req.thinking());
+                stream(frames, event_stream_type(), state, fault)
             } else {
-                whole(anthropic::message(&a), fault)
+                whole(anthropic::message(&a, req.thinking()), fault)
             }
         }
         Endpoint::CountTokens => match serde_json::from_slice::<request::AnthropicMessages>(body) {
