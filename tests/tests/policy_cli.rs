@@ -249,3 +249,43 @@ routing:
     );
     assert!(!err.contains("`fine`"), "{err}");
 }
+
+#[test]
+fn tool_cases_accept_the_anonymous_key_where_the_config_lets_callers_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = "auth: {required: false}
+providers:
+  - {name: a, kind: openai_compatible, base_url: 'http://127.0.0.1:9/v1', models: ['*']}
+mcp:
+  session_secret: a-session-secret-of-32-characters!
+  servers:
+    - {name: tickets, transport: http, url: 'http://127.0.0.1:9/mcp'}
+";
+    std::fs::write(dir.path().join("tollgate.yaml"), config).unwrap();
+    let cases = "config: tollgate.yaml
+cases:
+  - name: anonymous callers may search tickets
+    key: anonymous
+    mcp: {tool: tickets__search, arguments: {query: refund}}
+    expect: {status: 200}
+  - name: an unknown key is a mistake in the case
+    key: vk-nobody
+    mcp: {tool: tickets__search, arguments: {query: refund}}
+    expect: {status: 200}
+";
+    let path = dir.path().join("cases.yaml");
+    std::fs::write(&path, cases).unwrap();
+    let out = run_tollgate(&["test", path.to_str().unwrap()]);
+    let text = stdout(&out);
+    assert!(
+        text.contains("ok   anonymous callers may search tickets\n"),
+        "{text}{}",
+        stderr(&out)
+    );
+    assert!(
+        format!("{text}{}", stderr(&out)).contains("unknown virtual key `vk-nobody`"),
+        "{text}{}",
+        stderr(&out)
+    );
+    assert_eq!(out.status.code(), Some(1));
+}

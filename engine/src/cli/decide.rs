@@ -46,26 +46,9 @@ pub struct Call<'a> {
 /// (a mistake in the test or command line, not a decision).
 pub fn decide(plan: &Plan, loaded: &LoadedConfig, call: &Call<'_>) -> Result<Decision, String> {
     let mut d = Decision::default();
-    let now = call.now.timestamp();
-    let key = match call.key {
-        Some(id) => {
-            let key = match plan.key_by_id(id) {
-                Some(k) => k,
-                None if id == "anonymous" && !plan.auth_required => &plan.anonymous,
-                None => return Err(format!("unknown virtual key `{id}`")),
-            };
-            auth::check_usable(key, now).map(|()| key)
-        }
-        // Exactly what the gateway does for a request without a key.
-        None => auth::authenticate(plan, &http::HeaderMap::new(), now),
-    };
-    match key {
+    match resolve_key(plan, call)? {
         Ok(key) => {
-            d.key = Some(KeyInfo {
-                id: key.id.to_string(),
-                team: key.team.as_deref().map(str::to_string),
-                customer: key.customer.as_deref().map(str::to_string),
-            });
+            d.key = Some(KeyInfo::of(key));
             if let Err(e) = run(plan, loaded, key, call, &mut d) {
                 d.outcome = Outcome::refused(&e);
             }
@@ -73,6 +56,36 @@ pub fn decide(plan: &Plan, loaded: &LoadedConfig, call: &Call<'_>) -> Result<Dec
         Err(e) => d.outcome = Outcome::refused(&e),
     }
     Ok(d)
+}
+
+/// The key a test case or command line names (`anonymous`: the key of requests without one,
+/// when the config lets them in), or, with none named, what the gateway does for a request
+/// without a key. Outer `Err`: the config has no such key (a mistake in the case, not a
+/// decision); inner `Err`: the gateway's refusal.
+pub(super) fn resolve_key<'p>(
+    plan: &'p Plan,
+    call: &Call<'_>,
+) -> Result<Result<&'p KeyPlan, ApiError>, String> {
+    let now = call.now.timestamp();
+    let Some(id) = call.key else {
+        return Ok(auth::authenticate(plan, &http::HeaderMap::new(), now));
+    };
+    let key = match plan.key_by_id(id) {
+        Some(k) => k,
+        None if id == "anonymous" && !plan.auth_required => &plan.anonymous,
+        None => return Err(format!("unknown virtual key `{id}`")),
+    };
+    Ok(auth::check_usable(key, now).map(|()| key))
+}
+
+impl KeyInfo {
+    pub(super) fn of(key: &KeyPlan) -> KeyInfo {
+        KeyInfo {
+            id: key.id.to_string(),
+            team: key.team.as_deref().map(str::to_string),
+            customer: key.customer.as_deref().map(str::to_string),
+        }
+    }
 }
 
 /// The stages after authentication; an `Err` is the refusal the client would get.

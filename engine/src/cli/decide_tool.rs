@@ -5,7 +5,6 @@
 
 use super::decide::{ready, Call};
 use super::trace::{Decision, KeyInfo, Outcome};
-use crate::admission::auth;
 use crate::admission::guard;
 use crate::admission::limits::{self, Estimate, Ledger};
 use crate::error::{ApiError, ErrorType};
@@ -21,23 +20,9 @@ pub fn decide_tool(
     arguments: &Value,
 ) -> Result<Decision, String> {
     let mut d = Decision::default();
-    let now = call.now.timestamp();
-    let key = match call.key {
-        Some(id) => {
-            let key = plan
-                .key_by_id(id)
-                .ok_or_else(|| format!("unknown virtual key `{id}`"))?;
-            auth::check_usable(key, now).map(|()| key)
-        }
-        None => auth::authenticate(plan, &http::HeaderMap::new(), now),
-    };
-    match key {
+    match super::decide::resolve_key(plan, call)? {
         Ok(key) => {
-            d.key = Some(KeyInfo {
-                id: key.id.to_string(),
-                team: key.team.as_deref().map(str::to_string),
-                customer: key.customer.as_deref().map(str::to_string),
-            });
+            d.key = Some(KeyInfo::of(key));
             match run(plan, key, call, tool, arguments, &mut d) {
                 Ok(()) => d.outcome = Outcome::admitted(),
                 Err(e) => d.outcome = Outcome::refused(&e),
