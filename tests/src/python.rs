@@ -62,19 +62,9 @@ pub fn python_with(packages: &[&str]) -> PathBuf {
 /// Runs `script` with the venv's python (with `packages` installed) and returns the JSON
 /// printed on its last line; a failing script fails the test with its output.
 pub fn python_json(packages: &[&str], script: &str) -> serde_json::Value {
-    let out = Command::new(python_with(packages))
-        .arg("-c")
-        .arg(script)
-        .output()
-        .expect("run python");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "script failed: {stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let last = stdout.lines().last().unwrap_or_default();
-    serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+    let mut cmd = Command::new(python_with(packages));
+    cmd.arg("-c").arg(script);
+    last_line_json(cmd)
 }
 
 /// The JSON body of a request a `loadgen mock` recorded.
@@ -84,11 +74,14 @@ pub fn recorded_body(recorded: &serde_json::Value) -> serde_json::Value {
 
 /// Runs the script file `script` with `args` like [`python_json`].
 pub fn python_script_json(packages: &[&str], script: &Path, args: &[&str]) -> serde_json::Value {
-    let out = Command::new(python_with(packages))
-        .arg(script)
-        .args(args)
-        .output()
-        .expect("run python");
+    let mut cmd = Command::new(python_with(packages));
+    cmd.arg(script).args(args);
+    last_line_json(cmd)
+}
+
+/// Runs `cmd`; the JSON on the last line of its output, or the test fails with that output.
+fn last_line_json(mut cmd: Command) -> serde_json::Value {
+    let out = cmd.output().expect("run python");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
