@@ -531,10 +531,52 @@ fn open_migrates_an_empty_file_and_reopens_an_existing_one() {
     drop(conn);
 
     let s = SqliteStore::open(&path).unwrap();
-    assert_eq!(s.schema_version().unwrap(), 2);
+    assert_eq!(s.schema_version().unwrap(), 3);
     assert_eq!(ids(&s.query(&LogQuery::default()).unwrap()), ["req-1"]);
     s.insert_batch(&[rec(3)]).unwrap();
     assert_eq!(s.count().unwrap(), 2);
+}
+
+#[test]
+fn only_the_most_used_filters_are_indexed_after_upgrading() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("logs.db");
+    // A file as the previous release left it: schema 2, with seven indexes.
+    let conn = Connection::open(&path).unwrap();
+    let tx = conn.unchecked_transaction().unwrap();
+    for sql in &super::sqlite::MIGRATIONS[..2] {
+        tx.execute_batch(sql).unwrap();
+    }
+    tx.execute_batch("PRAGMA user_version = 2").unwrap();
+    tx.commit().unwrap();
+    let indexes = |conn: &Connection| -> Vec<String> {
+        let mut stmt = conn
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'index' ORDER BY name")
+            .unwrap();
+        let names = stmt.query_map([], |r| r.get(0)).unwrap();
+        names.map(Result::unwrap).collect()
+    };
+    assert_eq!(indexes(&conn).len(), 7);
+    drop(conn);
+    let s = SqliteStore::open(&path).unwrap();
+    assert_eq!(s.schema_version().unwrap(), 3);
+    let conn = Connection::open(&path).unwrap();
+    assert_eq!(
+        indexes(&conn),
+        [
+            "requests_key",
+            "requests_model",
+            "requests_status",
+            "requests_time"
+        ]
+    );
+    // Filters on the dropped columns still answer.
+    s.insert_batch(&[rec(1)]).unwrap();
+    let by_team = LogQuery {
+        team: rec(1).team,
+        ..LogQuery::default()
+    };
+    assert_eq!(ids(&s.query(&by_team).unwrap()), ["req-1"]);
 }
 
 #[test]

@@ -54,6 +54,10 @@ pub(super) const MIGRATIONS: &[&str] = &[
     // 2: MCP tool calls, as SQLite's migration 2: server, tool, arguments (after redaction),
     // result size and whether the tool reported an error, as JSON text.
     "ALTER TABLE tollgate_requests ADD COLUMN tool TEXT;",
+    // 3: as SQLite's migration 3, fewer indexes to maintain on every insert.
+    "DROP INDEX IF EXISTS tollgate_requests_team;
+     DROP INDEX IF EXISTS tollgate_requests_customer;
+     DROP INDEX IF EXISTS tollgate_requests_provider;",
 ];
 
 /// Any fixed number: gateways sharing a database take this transaction-scoped advisory
