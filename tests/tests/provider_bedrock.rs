@@ -282,13 +282,15 @@ virtual_keys:
     );
     assert!(seen[1]["headers"].get("x-amz-date").is_none());
 
-    // Bedrock has no embeddings endpoint here: refused before anything is sent.
+    // Bedrock's embedding models take InvokeModel, not Converse: refused before anything is
+    // sent, saying so.
     let r = post_json(
         &format!("{}/v1/embeddings", gw.url),
         &auth,
         &json!({"model": "amazon.titan-embed-text-v2:0", "input": "hi"}),
     );
     assert_eq!(r.status, 400, "{}", r.body);
-    assert!(r.body.contains("embeddings"), "{}", r.body);
+    assert_eq!(r.error_type(), "invalid_request");
+    assert!(r.body.contains("InvokeModel"), "{}", r.body);
     assert_eq!(mock.requests().len(), 2);
 }

@@ -1,9 +1,12 @@
 //! OpenAI clients reaching a provider of `kind: gemini`: the request goes to
 //! `/v1beta/models/{model}:generateContent` (or `:streamGenerateContent?alt=sse`) with the key in
 //! `x-goog-api-key`, and the answer comes back as Chat Completions, whole or streamed, tool
-//! calls included; usage reaches the key's counters.
+//! calls included; usage reaches the key's counters. Embeddings go to `:batchEmbedContents`, one
+//! request per input, and come back as an OpenAI list (base64 when asked) with the gateway's
+//! estimate as usage.
 
 use serde_json::{json, Value};
+use tollgate_e2e::log_traffic::all_records;
 use tollgate_e2e::{post_json, python_json, recorded_body, Gateway, Mock};
 
 const VK: &str = "vk-secret-gemini";
@@ -156,7 +159,7 @@ print(json.dumps({{"finish": r.choices[0].finish_reason, "name": call.function.n
 }
 
 #[test]
-fn link_images_and_embeddings_are_refused_before_sending() {
+fn link_images_and_token_arrays_are_refused_before_sending() {
     let mock = Mock::start(&["--format", "gemini"]);
     let gw = Gateway::start(&config(&mock));
     let auth = [("authorization", "Bearer vk-secret-gemini")];
@@ -168,14 +171,141 @@ fn link_images_and_embeddings_are_refused_before_sending() {
     );
     assert_eq!(r.status, 400, "{}", r.body);
     assert!(r.body.contains("inline"), "{}", r.body);
+    // Gemini embeds text only: pre-tokenized inputs cannot be carried.
+    for input in [json!([[1, 2, 3]]), json!([1, 2])] {
+        let r = post_json(
+            &format!("{}/v1/embeddings", gw.url),
+            &auth,
+            &json!({"model": EMBEDDING_MODEL, "input": input}),
+        );
+        assert_eq!(r.status, 400, "{}", r.body);
+        assert_eq!(r.error_type(), "invalid_request", "{}", r.body);
+        assert!(r.body.contains("token arrays"), "{}", r.body);
+    }
+    assert!(mock.requests().is_empty());
+}
+
+const EMBEDDING_MODEL: &str = "gemini-embedding-001";
+
+#[test]
+fn sdk_embeddings_reach_gemini_as_one_batch_and_are_counted() {
+    let mock = Mock::start(&["--format", "gemini"]);
+    let gw = Gateway::start(&config(&mock));
+    // The SDK asks for base64 unless told otherwise and decodes it itself; the raw answer shows
+    // what came over the wire.
+    let got = sdk(
+        &gw,
+        &format!(
+            r#"
+raw = client.embeddings.with_raw_response.create(model="{EMBEDDING_MODEL}", input=["a", "b", "a"])
+wire = json.loads(raw.text)
+r = raw.parse()
+f = client.embeddings.create(model="{EMBEDDING_MODEL}", input=["a", "b", "a"], encoding_format="float")
+print(json.dumps({{"wire": [d["embedding"] for d in wire["data"]],
+    "vectors": [d.embedding for d in r.data], "indexes": [d.index for d in r.data],
+    "floats": [d.embedding for d in f.data], "model": r.model, "usage": r.usage.model_dump(),
+    "float_usage": f.usage.model_dump()}}))
+"#
+        ),
+    );
+    assert!(
+        got["wire"].as_array().unwrap().iter().all(Value::is_string),
+        "the default answer is base64: {got}"
+    );
+    let vectors: Vec<Vec<f64>> = serde_json::from_value(got["vectors"].clone()).unwrap();
+    assert_eq!(vectors.len(), 3, "{got}");
+    assert_eq!(got["indexes"], json!([0, 1, 2]));
+    assert_eq!(vectors[0], vectors[2], "equal inputs embed equally");
+    assert_ne!(vectors[0], vectors[1], "different inputs differ");
+    let norm: f64 = vectors[1].iter().map(|x| x * x).sum::<f64>().sqrt();
+    assert!((norm - 1.0).abs() < 1e-3, "{norm}");
+    // base64 carries the same vectors as floats, to f32 precision.
+    let floats: Vec<Vec<f64>> = serde_json::from_value(got["floats"].clone()).unwrap();
+    for (b, f) in vectors.iter().zip(&floats) {
+        assert_eq!(b.len(), f.len());
+        assert!(b.iter().zip(f).all(|(x, y)| (x - y).abs() < 1e-6), "{got}");
+    }
+    assert_eq!(got["model"], EMBEDDING_MODEL);
+    let prompt = got["usage"]["prompt_tokens"].as_u64().unwrap();
+    assert!(prompt > 0, "{got}");
+    assert_eq!(got["usage"]["total_tokens"], prompt);
+    assert_eq!(got["float_usage"], got["usage"]);
+
+    let seen = mock.requests();
+    assert_eq!(seen.len(), 2);
+    assert_eq!(
+        seen[0]["path"],
+        format!("/v1beta/models/{EMBEDDING_MODEL}:batchEmbedContents")
+    );
+    assert_eq!(seen[0]["headers"]["x-goog-api-key"], "goog-secret");
+    assert!(seen[0]["headers"].get("authorization").is_none());
+    let body = recorded_body(&seen[0]);
+    let requests = body["requests"].as_array().unwrap();
+    let texts: Vec<&Value> = requests
+        .iter()
+        .map(|r| &r["content"]["parts"][0]["text"])
+        .collect();
+    assert_eq!(texts, [&json!("a"), &json!("b"), &json!("a")], "{body}");
+    assert!(requests
+        .iter()
+        .all(|r| r["model"] == format!("models/{EMBEDDING_MODEL}")));
+    assert!(body.get("encoding_format").is_none(), "{body}");
+
+    // The estimate was settled as the usage: on the key's token counter and in the log.
+    assert_eq!(gw.used("virtual_key:vk-g", "tokens"), json!(2 * prompt));
+    let records = all_records(&gw, "&key=vk-g", 2);
+    assert_eq!(records.len(), 2);
+    for r in &records {
+        assert_eq!(r["endpoint"], "embeddings", "{r}");
+        assert_eq!(r["status"], 200, "{r}");
+        assert_eq!(r["provider"], "g", "{r}");
+        assert_eq!(r["prompt_tokens"], prompt, "{r}");
+        assert_eq!(r["completion_tokens"], 0, "{r}");
+    }
+}
+
+#[test]
+fn embedding_dimensions_reach_gemini_as_output_dimensionality() {
+    let mock = Mock::start(&["--format", "gemini"]);
+    let gw = Gateway::start(&config(&mock));
+    let got = sdk(
+        &gw,
+        &format!(
+            r#"
+r = client.embeddings.create(model="{EMBEDDING_MODEL}", input=["x", "y"], dimensions=5)
+print(json.dumps({{"sizes": [len(d.embedding) for d in r.data]}}))
+"#
+        ),
+    );
+    // The mock answers with vectors of the size asked for.
+    assert_eq!(got["sizes"], json!([5, 5]), "{got}");
+    let body = recorded_body(&mock.requests()[0]);
+    for r in body["requests"].as_array().unwrap() {
+        assert_eq!(r["outputDimensionality"], 5, "{body}");
+    }
+    assert!(body.get("dimensions").is_none(), "{body}");
+}
+
+#[test]
+fn gemini_embedding_errors_reach_openai_clients_in_the_openai_shape() {
+    let mock = Mock::start(&[
+        "--format",
+        "gemini",
+        "--fail-first",
+        "1",
+        "--fail-status",
+        "400",
+    ]);
+    let gw = Gateway::start(&config(&mock));
     let r = post_json(
         &format!("{}/v1/embeddings", gw.url),
-        &auth,
-        &json!({"model": "text-embedding-004", "input": "hi"}),
+        &[("authorization", "Bearer vk-secret-gemini")],
+        &json!({"model": EMBEDDING_MODEL, "input": "hi"}),
     );
     assert_eq!(r.status, 400, "{}", r.body);
-    assert!(r.body.contains("embeddings"), "{}", r.body);
-    assert!(mock.requests().is_empty());
+    let e = r.json();
+    assert_eq!(e["error"]["type"], "invalid_request_error", "{e}");
+    assert_eq!(e["error"]["message"], "mock failure (--fail-first)", "{e}");
 }
 
 /// Runs `body` with the official `google-genai` SDK pointed at the gateway's `/genai`.

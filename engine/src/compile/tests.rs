@@ -225,7 +225,7 @@ fn azure_provider_puts_the_deployment_in_the_url() {
 }
 
 #[test]
-fn gemini_provider_puts_model_and_stream_in_the_url() {
+fn gemini_provider_puts_model_stream_and_embeddings_in_the_url() {
     let plan = build("providers: [{name: g, kind: gemini, keys: [{key: gk}]}]").unwrap();
     let p = &plan.providers[0];
     let url = |stream, model| {
@@ -242,6 +242,17 @@ fn gemini_provider_puts_model_and_stream_in_the_url() {
         "https://generativelanguage.googleapis.com/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse"
     );
     assert!(url(false, "../x").is_err());
+    // Embeddings go to the batch endpoint, whatever `stream` says.
+    for stream in [false, true] {
+        assert_eq!(
+            p.urls
+                .for_request(true, stream, "text-embedding-004")
+                .unwrap()
+                .to_string(),
+            "https://generativelanguage.googleapis.com/v1beta/models/text-embedding-004:batchEmbedContents"
+        );
+    }
+    assert!(p.urls.for_request(true, false, "a/b").is_err());
     assert_eq!(p.auth_header.as_str(), "x-goog-api-key");
     assert_eq!(p.keys[0].authorization.as_bytes(), b"gk");
     assert_eq!(p.wire, crate::plan::ProviderWire::Gemini);

@@ -164,7 +164,7 @@ pub enum ProviderUrls {
         embeddings: Uri,
     },
     /// `{base}/v1beta/models/{model}:generateContent` (`:streamGenerateContent?alt=sse` for a
-    /// stream).
+    /// stream, `:batchEmbedContents` for embeddings).
     Gemini {
         /// Without a trailing `/`, checked to be an http(s) URL at compile time.
         base: Box<str>,
@@ -201,7 +201,10 @@ impl ProviderUrls {
                 if !is_path_safe(model) {
                     return Err(format!("`{model}` is not a valid Gemini model name"));
                 }
-                let action = if stream {
+                // Embeddings are never streamed: the batch endpoint answers them all at once.
+                let action = if embeddings {
+                    "batchEmbedContents"
+                } else if stream {
                     "streamGenerateContent?alt=sse"
                 } else {
                     "generateContent"

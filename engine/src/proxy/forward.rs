@@ -638,7 +638,15 @@ async fn serve_route<'p>(
             bytes
         } else if status.is_success() {
             let created = u64::try_from(now).unwrap_or(0);
-            match translated::openai_answer(foreign, &bytes, created, (&answer_id, route.model)) {
+            let answer = if matches!(endpoint, Endpoint::Embeddings) {
+                // (Only Gemini gets this far.) It counts no embedding tokens: the answer
+                // carries the gateway's estimate, which is then settled like reported usage.
+                let tokens = view.estimated_prompt_tokens();
+                translated::openai_embeddings_answer(&bytes, body, route.model, tokens)
+            } else {
+                translated::openai_answer(foreign, &bytes, created, (&answer_id, route.model))
+            };
+            match answer {
                 Ok(b) => b,
                 Err(msg) => {
                     // The provider answered (and likely billed): charge the estimate.

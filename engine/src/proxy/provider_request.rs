@@ -46,13 +46,10 @@ pub fn body_for(
         return Ok(head.upstream_body(body, model, redacted_messages));
     }
     if matches!(endpoint, Endpoint::Embeddings) {
-        return Err(ApiError::new(
-            ErrorType::InvalidRequest,
-            format!(
-                "provider `{}` is of kind {}, which has no embeddings endpoint here",
-                provider.name, provider.pricing_name
-            ),
-        ));
+        return match provider.wire {
+            ProviderWire::Gemini => translated::gemini_embeddings_request(body, model),
+            _ => Err(no_embeddings(provider)),
+        };
     }
     let format = foreign_format(provider.wire);
     let default_max_tokens = match provider.wire {
@@ -60,6 +57,26 @@ pub fn body_for(
         _ => 0,
     };
     translated::provider_request(format, body, model, redacted_messages, default_max_tokens)
+}
+
+/// The refusal of `/v1/embeddings` routed to a provider whose API this gateway cannot ask for
+/// embeddings (Anthropic has none; Bedrock's are reached through a different API).
+fn no_embeddings(provider: &ProviderPlan) -> ApiError {
+    let why = match provider.wire {
+        ProviderWire::Bedrock => {
+            "Bedrock's embedding models are called through InvokeModel, and this gateway \
+             speaks only Converse to Bedrock"
+        }
+        _ => "Anthropic has no embeddings API",
+    };
+    ApiError::new(
+        ErrorType::InvalidRequest,
+        format!(
+            "provider `{}` is of kind {}, which has no embeddings endpoint here ({why}); \
+             embeddings reach providers of kind openai, openai_compatible, azure and gemini",
+            provider.name, provider.pricing_name
+        ),
+    )
 }
 
 /// Everything of an upstream request that does not depend on the key.

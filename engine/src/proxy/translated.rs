@@ -62,6 +62,39 @@ fn edited_ir(
     openai::request_from_openai(&Value::Object(map)).map_err(translation_error)
 }
 
+/// The Gemini `batchEmbedContents` body for an OpenAI embeddings request, for the routed
+/// model. Built from the client's body directly: embeddings carry no messages (so nothing was
+/// redacted), and Tollgate's `fallbacks` is simply not copied. A request Gemini cannot take
+/// (token arrays) is the client's error (400), found before anything is sent.
+pub fn gemini_embeddings_request(original: &[u8], upstream_model: &str) -> Result<Bytes, ApiError> {
+    let value: Value = serde_json::from_slice(original).map_err(|e| {
+        // `parse_head` already accepted the body as JSON; a 400 is still right if this fails.
+        ApiError::new(
+            ErrorType::InvalidRequest,
+            format!("request body is not JSON: {e}"),
+        )
+    })?;
+    let body =
+        gemini::embeddings_request_to_gemini(&value, upstream_model).map_err(translation_error)?;
+    Ok(Bytes::from(body.to_string()))
+}
+
+/// A Gemini `batchEmbedContents` answer as an OpenAI embeddings list, in the encoding the
+/// client's `request` asked for. Gemini counts no tokens for embeddings: `prompt_tokens`, the
+/// gateway's own estimate of the input, is reported (and so settled) in its place. `Err`: the
+/// provider's answer is not one (the caller treats it as a provider failure).
+pub fn openai_embeddings_answer(
+    body: &[u8],
+    request: &[u8],
+    model: &str,
+    prompt_tokens: u64,
+) -> Result<Bytes, String> {
+    let encoding = gemini::Encoding::requested_by(request);
+    gemini::embeddings_response_to_openai(body, model, prompt_tokens, encoding)
+        .map(Bytes::from)
+        .map_err(|e| format!("the answer cannot be translated: {e}"))
+}
+
 fn translation_error(e: crate::translate::ir::TranslateError) -> ApiError {
     ApiError::new(
         ErrorType::InvalidRequest,
@@ -307,6 +340,41 @@ mod tests {
         .unwrap();
         assert_eq!(v["choices"][0]["message"]["content"], "hi");
         assert_eq!(v["usage"]["total_tokens"], 5);
+    }
+
+    #[test]
+    fn embeddings_go_to_gemini_as_a_batch_and_come_back_in_the_asked_encoding() {
+        let request = br#"{"model":"alias","input":["a","b"],"dimensions":3,
+            "encoding_format":"base64","fallbacks":["x"]}"#;
+        let out = gemini_embeddings_request(request, "text-embedding-004").unwrap();
+        let v: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["requests"][1]["model"], "models/text-embedding-004");
+        assert_eq!(v["requests"][1]["content"]["parts"][0]["text"], "b");
+        assert_eq!(v["requests"][0]["outputDimensionality"], 3);
+        assert!(v.get("fallbacks").is_none());
+        let err = gemini_embeddings_request(br#"{"model":"m","input":[[1,2]]}"#, "m").unwrap_err();
+        assert_eq!(err.kind, ErrorType::InvalidRequest);
+        assert!(err.message.contains("token arrays"), "{}", err.message);
+
+        let answer = br#"{"embeddings":[{"values":[1.0]},{"values":[0.5]}]}"#;
+        let v: Value = serde_json::from_slice(
+            &openai_embeddings_answer(answer, request, "text-embedding-004", 2).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(v["data"][0]["embedding"], "AACAPw==");
+        assert_eq!(v["usage"]["prompt_tokens"], 2);
+        let plain = br#"{"model":"m","input":"a"}"#;
+        let v: Value =
+            serde_json::from_slice(&openai_embeddings_answer(answer, plain, "m", 2).unwrap())
+                .unwrap();
+        assert_eq!(v["data"][1]["embedding"], json!([0.5]));
+        assert!(openai_embeddings_answer(b"{}", plain, "m", 2).is_err());
+        // The settled usage is the reported estimate.
+        let bytes = openai_embeddings_answer(answer, plain, "m", 9).unwrap();
+        assert_eq!(
+            crate::admission::estimate::usage_of(&bytes).unwrap().prompt,
+            9
+        );
     }
 
     #[test]

@@ -1,9 +1,11 @@
-//! Gemini `generateContent` / `streamGenerateContent` shapes, model list and Google errors.
+//! Gemini `generateContent` / `streamGenerateContent` / `batchEmbedContents` shapes, model list
+//! and Google errors.
 
 use bytes::Bytes;
 
 use super::body::SseWriter;
-use super::json::{num, raw, string};
+use super::json::{float, num, raw, string};
+use super::openai::unit_vector;
 use super::reply::{Answer, Content, TOOL_ARGUMENTS};
 
 /// One `GenerateContentResponse`; `last` adds the finish reason and full usage, as Gemini does on
@@ -88,6 +90,34 @@ pub fn stream(a: &Answer, sse: bool) -> Vec<Bytes> {
         }
     }
     w.into_frames()
+}
+
+/// Components of a vector when the request names no `outputDimensionality` (as the OpenAI
+/// mock's vectors have), and the most a request may ask for.
+pub const DEFAULT_DIMENSIONS: usize = 8;
+pub const MAX_DIMENSIONS: usize = 4096;
+
+/// A `batchEmbedContents` answer: per request, in order, the unit vector of its text's hash
+/// with its number of components, so equal texts embed equally and different ones almost never
+/// do. Like Gemini's, the answer counts no tokens.
+pub fn batch_embeddings(vectors: &[(u64, usize)]) -> Vec<u8> {
+    let mut b = Vec::with_capacity(32 + vectors.len() * 120);
+    raw(&mut b, r#"{"embeddings":["#);
+    for (i, &(hash, dims)) in vectors.iter().enumerate() {
+        if i > 0 {
+            raw(&mut b, ",");
+        }
+        raw(&mut b, r#"{"values":["#);
+        for (j, v) in unit_vector(hash, dims).iter().enumerate() {
+            if j > 0 {
+                raw(&mut b, ",");
+            }
+            float(&mut b, *v);
+        }
+        raw(&mut b, "]}");
+    }
+    raw(&mut b, "]}");
+    b
 }
 
 pub const MODELS: &str = r#"{"models":[{"name":"models/gemini-2.0-flash","displayName":"Gemini 2.0 Flash (mock)","supportedGenerationMethods":["generateContent","streamGenerateContent","countTokens"]},{"name":"models/gemini-2.5-pro","displayName":"Gemini 2.5 Pro (mock)","supportedGenerationMethods":["generateContent","streamGenerateContent","countTokens"]}]}"#;
@@ -198,6 +228,33 @@ mod tests {
             v["candidates"][0]["content"]["parts"][0]["functionCall"]["args"]["city"],
             "Paris"
         );
+    }
+
+    #[test]
+    fn batch_embeddings_are_unit_vectors_per_text() {
+        let v: Value =
+            serde_json::from_slice(&batch_embeddings(&[(1, 8), (2, 8), (1, 8), (1, 3)])).unwrap();
+        let vectors: Vec<Vec<f64>> = v["embeddings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                e["values"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|x| x.as_f64().unwrap())
+                    .collect()
+            })
+            .collect();
+        assert_eq!(vectors.len(), 4);
+        assert_eq!(vectors[0], vectors[2]);
+        assert_ne!(vectors[0], vectors[1]);
+        assert_eq!(vectors[3].len(), 3);
+        for vector in &vectors {
+            let norm: f64 = vector.iter().map(|x| x * x).sum::<f64>().sqrt();
+            assert!((norm - 1.0).abs() < 1e-4, "{norm}");
+        }
     }
 
     #[test]

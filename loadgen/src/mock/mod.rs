@@ -55,8 +55,8 @@ pub struct MockArgs {
     #[arg(long, default_value = "0ms", value_parser = parse_duration)]
     pub jitter: Duration,
     /// Format of /models and of errors on unknown paths. Chat (/chat/completions), Anthropic
-    /// (/messages), Gemini (:generateContent) and Bedrock (/model/{id}/converse) endpoints are
-    /// served whatever the format.
+    /// (/messages), Gemini (:generateContent, :batchEmbedContents) and Bedrock
+    /// (/model/{id}/converse) endpoints are served whatever the format.
     #[arg(long, value_enum, default_value = "openai")]
     pub format: Format,
     /// Probability (0..=1) of answering --fail-status instead of a normal reply.

@@ -152,7 +152,7 @@ pub fn embeddings(model: &str, hashes: &[u64], prompt_tokens: u64) -> Vec<u8> {
         raw(&mut b, r#"{"object":"embedding","index":"#);
         num(&mut b, i);
         raw(&mut b, r#","embedding":["#);
-        for (j, v) in unit_vector(h).iter().enumerate() {
+        for (j, v) in unit_vector(h, 8).iter().enumerate() {
             if j > 0 {
                 raw(&mut b, ",");
             }
@@ -170,10 +170,11 @@ pub fn embeddings(model: &str, hashes: &[u64], prompt_tokens: u64) -> Vec<u8> {
     b
 }
 
-fn unit_vector(seed: u64) -> [f32; 8] {
+/// A vector of `dims` components and length 1, a function of `seed` and `dims` alone.
+pub(super) fn unit_vector(seed: u64, dims: usize) -> Vec<f32> {
     // splitmix64: a few multiply/xor steps turn the hash into well-spread components.
     let mut state = seed;
-    let mut v = [0f32; 8];
+    let mut v = vec![0f32; dims];
     for x in &mut v {
         state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = state;
@@ -188,7 +189,8 @@ fn unit_vector(seed: u64) -> [f32; 8] {
         .sum::<f32>()
         .sqrt()
         .max(f32::EPSILON);
-    v.map(|x| x / norm)
+    v.iter_mut().for_each(|x| *x /= norm);
+    v
 }
 
 pub const MODELS: &str = r#"{"object":"list","data":[{"id":"gpt-4o-mini","object":"model","created":1721172741,"owned_by":"loadgen-mock"},{"id":"gpt-4o","object":"model","created":1715367049,"owned_by":"loadgen-mock"},{"id":"text-embedding-3-small","object":"model","created":1705948997,"owned_by":"loadgen-mock"}]}"#;

@@ -418,6 +418,44 @@ pub struct OpenAiEmbeddings<'a> {
     pub input: EmbeddingInputs,
 }
 
+/// A Gemini `batchEmbedContents` body: one embedding request per input.
+#[derive(Deserialize, Debug)]
+pub struct GeminiBatchEmbed<'a> {
+    #[serde(borrow)]
+    pub requests: Vec<GeminiEmbedRequest<'a>>,
+}
+
+#[derive(Deserialize, Debug)]
+pub struct GeminiEmbedRequest<'a> {
+    /// `models/{model}`; Gemini wants it on every request, naming the model of the URL.
+    #[serde(borrow, default)]
+    pub model: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    content: GeminiEmbedContent<'a>,
+    #[serde(default, rename = "outputDimensionality")]
+    pub output_dimensionality: Option<usize>,
+}
+
+#[derive(Deserialize, Debug)]
+struct GeminiEmbedContent<'a> {
+    #[serde(borrow)]
+    parts: Vec<GeminiTextPart<'a>>,
+}
+
+#[derive(Deserialize, Debug)]
+struct GeminiTextPart<'a> {
+    #[serde(borrow, default)]
+    text: Cow<'a, str>,
+}
+
+impl GeminiEmbedRequest<'_> {
+    /// The hash of the text (its parts joined), as an OpenAI input of that text hashes.
+    pub fn text_hash(&self) -> u64 {
+        let text: String = self.content.parts.iter().map(|p| &*p.text).collect();
+        fnv1a(text.as_bytes())
+    }
+}
+
 /// Prompt tokens by the usual rule of thumb (4 characters per token), never zero so that usage
 /// accounting downstream always sees a cost.
 pub fn prompt_tokens(chars: usize) -> u64 {
@@ -521,6 +559,22 @@ mod tests {
         let nested: OpenAiEmbeddings = serde_json::from_slice(br#"{"input":[[1,2],[3]]}"#).unwrap();
         assert_eq!(nested.input.hashes.len(), 2);
         assert!(serde_json::from_slice::<OpenAiEmbeddings>(br#"{"input":{}}"#).is_err());
+    }
+
+    #[test]
+    fn gemini_batch_embeds_hash_like_openai_inputs() {
+        let body = br#"{"requests":[
+            {"model":"models/e","content":{"parts":[{"text":"abc"}]},"outputDimensionality":4},
+            {"model":"models/e","content":{"parts":[{"text":"a"},{"text":"bc"}]}}]}"#;
+        let req: GeminiBatchEmbed = serde_json::from_slice(body).unwrap();
+        assert_eq!(req.requests.len(), 2);
+        assert_eq!(req.requests[0].model.as_deref(), Some("models/e"));
+        assert_eq!(req.requests[0].output_dimensionality, Some(4));
+        assert_eq!(req.requests[1].output_dimensionality, None);
+        assert_eq!(req.requests[0].text_hash(), req.requests[1].text_hash());
+        let openai: OpenAiEmbeddings = serde_json::from_slice(br#"{"input":"abc"}"#).unwrap();
+        assert_eq!(openai.input.hashes[0], req.requests[0].text_hash());
+        assert!(serde_json::from_slice::<GeminiBatchEmbed>(br#"{"requests":[{}]}"#).is_err());
     }
 
     #[test]

@@ -42,6 +42,10 @@ enum Endpoint<'a> {
         model: &'a str,
         stream: bool,
     },
+    /// `/models/{model}:batchEmbedContents`.
+    GeminiEmbed {
+        model: &'a str,
+    },
     /// `/model/{id}/converse` and `/model/{id}/converse-stream` (the id stays percent-encoded).
     Bedrock {
         stream: bool,
@@ -77,6 +81,7 @@ impl<'a> Endpoint<'a> {
                     model,
                     stream: true,
                 },
+                "batchEmbedContents" => Endpoint::GeminiEmbed { model },
                 _ => Endpoint::Unknown,
             }
         } else if path.ends_with("/models") && method == Method::GET {
@@ -90,7 +95,7 @@ impl<'a> Endpoint<'a> {
         match self {
             Endpoint::Chat | Endpoint::Embeddings => Format::Openai,
             Endpoint::Messages | Endpoint::CountTokens => Format::Anthropic,
-            Endpoint::Gemini { .. } => Format::Gemini,
+            Endpoint::Gemini { .. } | Endpoint::GeminiEmbed { .. } => Format::Gemini,
             Endpoint::Bedrock { .. } => Format::Bedrock,
             Endpoint::Models | Endpoint::Unknown => default,
         }
@@ -337,6 +342,16 @@ fn answer(
                 whole(gemini::generate(&a), fault)
             }
         }
+        Endpoint::GeminiEmbed { model } => {
+            let req: request::GeminiBatchEmbed = match serde_json::from_slice(body) {
+                Ok(r) => r,
+                Err(e) => return bad_body(Format::Gemini, e),
+            };
+            match gemini_vectors(&req, model) {
+                Ok(vectors) => whole(gemini::batch_embeddings(&vectors), fault),
+                Err(msg) => error(Format::Gemini, 400, &msg),
+            }
+        }
         Endpoint::Bedrock { stream: streaming } => {
             let req: request::BedrockConverse = match serde_json::from_slice(body) {
                 Ok(r) => r,
@@ -375,6 +390,36 @@ fn answer(
             error(state.config.format, 404, &msg)
         }
     }
+}
+
+/// Each request's text hash and vector size, refusing what Gemini refuses: a request for
+/// another model than the URL's, or a vector size out of range.
+fn gemini_vectors(
+    req: &request::GeminiBatchEmbed,
+    model: &str,
+) -> Result<Vec<(u64, usize)>, String> {
+    let expected = format!("models/{model}");
+    req.requests
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            if r.model.as_deref() != Some(expected.as_str()) {
+                return Err(format!(
+                    "requests[{i}].model must be `{expected}`, the model of the URL"
+                ));
+            }
+            let dims = r
+                .output_dimensionality
+                .unwrap_or(gemini::DEFAULT_DIMENSIONS);
+            if dims == 0 || dims > gemini::MAX_DIMENSIONS {
+                return Err(format!(
+                    "requests[{i}].outputDimensionality must be 1 to {}",
+                    gemini::MAX_DIMENSIONS
+                ));
+            }
+            Ok((r.text_hash(), dims))
+        })
+        .collect()
 }
 
 /// A whole JSON body, possibly damaged by a fault.
@@ -518,9 +563,38 @@ mod tests {
             Endpoint::of(&post, "/v1beta/models/x:embedContent"),
             Endpoint::Unknown
         );
+        assert_eq!(
+            Endpoint::of(
+                &post,
+                "/v1beta/models/text-embedding-004:batchEmbedContents"
+            ),
+            Endpoint::GeminiEmbed {
+                model: "text-embedding-004"
+            }
+        );
         assert_eq!(Endpoint::of(&Method::GET, "/v1/models"), Endpoint::Models);
         assert_eq!(Endpoint::of(&post, "/v1/models"), Endpoint::Unknown);
         assert_eq!(Endpoint::of(&post, "/"), Endpoint::Unknown);
+    }
+
+    #[test]
+    fn gemini_batches_must_name_the_url_model_and_a_sane_size() {
+        let parse = |body: &'static str| -> request::GeminiBatchEmbed<'static> {
+            serde_json::from_str(body).unwrap()
+        };
+        let ok = parse(
+            r#"{"requests":[{"model":"models/e","content":{"parts":[{"text":"a"}]}},
+            {"model":"models/e","content":{"parts":[{"text":"a"}]},"outputDimensionality":3}]}"#,
+        );
+        let vectors = gemini_vectors(&ok, "e").unwrap();
+        assert_eq!(vectors[0], (vectors[1].0, gemini::DEFAULT_DIMENSIONS));
+        assert_eq!(vectors[1].1, 3);
+        let err = gemini_vectors(&ok, "other").unwrap_err();
+        assert!(err.contains("requests[0].model"), "{err}");
+        let zero = parse(
+            r#"{"requests":[{"model":"models/e","content":{"parts":[]},"outputDimensionality":0}]}"#,
+        );
+        assert!(gemini_vectors(&zero, "e").is_err());
     }
 
     #[test]

@@ -1,14 +1,17 @@
 //! Google Gemini `generateContent` ⇄ IR: requests (`request`), whole answers (`response`) and
-//! Google's error shape (`error`). The stream codec is `stream::gemini`.
+//! Google's error shape (`error`). The stream codec is `stream::gemini`. OpenAI embeddings
+//! requests and answers to and from `batchEmbedContents` are `embeddings`.
 //!
 //! Dropped on the way: Gemini-only generation settings (`topK`, `responseMimeType`,
 //! `thinkingConfig`, `safetySettings`, `cachedContent`), thought parts, and built-in tools,
 //! which are refused. Images must be inline (base64) to reach Gemini.
 
+mod embeddings;
 mod error;
 mod request;
 mod response;
 
+pub use embeddings::{embeddings_request_to_gemini, embeddings_response_to_openai, Encoding};
 pub use error::{error_body, error_message, status_name};
 pub use request::{request_from_gemini, request_to_gemini};
 pub(crate) use response::{finish_reason, finish_reason_to_gemini, usage_to_gemini};
