@@ -1,6 +1,7 @@
 //! The OpenAI-compatible proxy path: authenticate, parse, route, forward, relay.
 
 use super::admit::{admit, Admission, Target};
+use super::answer_headers::{copy_response_headers, insert_ratelimit_headers, insert_str};
 use super::attempt::{send_with_retries, Attempts};
 use super::body::{read_limited, ProxyBody};
 use super::cached::{self, CacheResult, Looked, Recording, StoreAs, CACHE_HEADER};
@@ -19,7 +20,6 @@ use super::view::ProxyView;
 use super::Gateway;
 use crate::admission::auth;
 use crate::admission::estimate::usage_of;
-use crate::admission::limits::Headroom;
 use crate::admission::route::check_model;
 use crate::admission::settled::SettledUsage;
 use crate::cache::CachedUsage;
@@ -29,29 +29,12 @@ use crate::plan::{Plan, ProviderKeyPlan, ProviderPlan, ProviderWire};
 use crate::reliability::trackers::ProviderHealth;
 use crate::telemetry::{Endpoint, RequestOutcome, TraceContext};
 use bytes::Bytes;
-use http::header::{self, HeaderName};
+use http::header;
 use http::{HeaderMap, HeaderValue, Request, Response};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// Upstream response headers that describe the connection or the provider account, not the answer.
-fn is_dropped_response_header(name: &HeaderName) -> bool {
-    matches!(
-        name.as_str(),
-        "connection"
-            | "keep-alive"
-            | "transfer-encoding"
-            | "te"
-            | "trailer"
-            | "upgrade"
-            | "proxy-authenticate"
-            | "content-length"
-            | "set-cookie"
-    ) || name.as_str().starts_with("x-ratelimit-")
-        || name.as_str().starts_with("anthropic-ratelimit-")
-}
 
 /// Upper bound on a buffered (non-stream) upstream answer.
 const MAX_UPSTREAM_BODY: usize = 64 << 20;
@@ -737,27 +720,6 @@ async fn serve_route<'p>(
     Ok(Ok(resp))
 }
 
-/// `x-ratelimit-{limit,remaining,reset}-{requests,tokens}` for the tightest tier of each
-/// kind, in the form OpenAI uses, so SDK retry logic works.
-fn insert_ratelimit_headers(h: &mut HeaderMap, headroom: [Option<Headroom>; 2]) {
-    for (suffix, room) in ["requests", "tokens"].iter().zip(headroom) {
-        let Some(room) = room else { continue };
-        let name = |what: &str| format!("x-ratelimit-{what}-{suffix}");
-        for (what, value) in [
-            ("limit", room.limit.to_string()),
-            ("remaining", room.remaining.to_string()),
-            ("reset", format!("{}s", room.reset_secs)),
-        ] {
-            if let (Ok(n), Ok(v)) = (
-                HeaderName::try_from(name(what)),
-                HeaderValue::from_str(&value),
-            ) {
-                h.insert(n, v);
-            }
-        }
-    }
-}
-
 fn timeout_error(provider: &ProviderPlan, attempts: serde_json::Value) -> ApiError {
     ApiError::new(
         ErrorType::UpstreamTimeout,
@@ -781,18 +743,4 @@ pub(super) fn upstream_error_message(body: &Bytes) -> String {
         return msg.to_string();
     }
     String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned()
-}
-
-fn copy_response_headers(from: &HeaderMap, to: &mut HeaderMap) {
-    for (name, value) in from {
-        if !is_dropped_response_header(name) {
-            to.append(name.clone(), value.clone());
-        }
-    }
-}
-
-fn insert_str(h: &mut HeaderMap, name: &'static str, value: &str) {
-    if let Ok(v) = HeaderValue::from_str(value) {
-        h.insert(name, v);
-    }
 }

@@ -2,6 +2,7 @@
 
 mod admin;
 mod admit;
+mod answer_headers;
 mod attempt;
 mod body;
 mod cache_file;
