@@ -108,6 +108,24 @@ impl ResponseCache {
         }
     }
 
+    /// Each shared store this cache uses (`cache` for a Redis response store, `vector_index`
+    /// for a Redis or Qdrant index) with why it does not answer now, if it does not; for
+    /// `/readyz`. In-process stores always answer and are not listed.
+    pub async fn check_stores(&self) -> Vec<(&'static str, Option<String>)> {
+        let mut out = Vec::new();
+        if let CacheStore::Redis(_) = &self.store {
+            out.push((
+                "cache",
+                self.store.ping().await.err().map(|e| e.to_string()),
+            ));
+        }
+        if let Some(semantic) = self.semantic.as_ref().filter(|s| s.index_len().is_none()) {
+            let answer = semantic.ping().await.err().map(|e| e.to_string());
+            out.push(("vector_index", answer));
+        }
+        out
+    }
+
     pub fn semantic(&self) -> Option<&Arc<SemanticLayer>> {
         self.semantic.as_ref()
     }

@@ -51,6 +51,14 @@ impl CacheStore {
         })
     }
 
+    /// Whether the store answers now (for `/readyz`); memory always does.
+    pub async fn ping(&self) -> Result<(), CacheError> {
+        match self {
+            CacheStore::Memory(_) => Ok(()),
+            CacheStore::Redis(r) => r.ping().await,
+        }
+    }
+
     pub async fn get(&self, key: &Hash128) -> Result<Option<Entry>, CacheError> {
         let found = match self {
             CacheStore::Memory(m) => Ok(m.get(key)),
@@ -219,6 +227,12 @@ impl RedisCacheStore {
             Ok(Err(e)) => Err(self.unavailable(format!("{what}: {e}"))),
             Err(_) => Err(self.unavailable(format!("{what}: no reply within {REDIS_DEADLINE:?}"))),
         }
+    }
+
+    async fn ping(&self) -> Result<(), CacheError> {
+        let mut conn = self.conn.clone();
+        let ping = ::redis::cmd("PING");
+        self.run("PING", ping.query_async::<()>(&mut conn)).await
     }
 
     pub async fn get(&self, key: &Hash128) -> Result<Option<Entry>, CacheError> {

@@ -53,7 +53,7 @@ pub async fn route(gw: &Gateway, req: Request<Incoming>) -> ProxyResponse {
         (_, "/mcp") => crate::mcp::endpoint::handle(gw, req).await,
         (&Method::GET, "/healthz") => respond::json(StatusCode::OK, r#"{"status":"ok"}"#),
         // The plan is loaded before the listener opens and never unloaded; stores join later.
-        (&Method::GET, "/readyz") => respond::json(StatusCode::OK, r#"{"status":"ready"}"#),
+        (&Method::GET, "/readyz") => super::ready::readyz(gw).await,
         (
             _,
             "/v1/chat/completions"

@@ -17,6 +17,7 @@ mod messages;
 mod native;
 mod outbound;
 mod provider_request;
+mod ready;
 mod relay;
 mod request;
 pub(crate) mod respond;

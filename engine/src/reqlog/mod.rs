@@ -47,6 +47,8 @@ pub trait LogStore: Send + Sync {
     fn insert_batch(&self, records: &[LogRecord]) -> Result<(), Error>;
     /// One page of records, newest first.
     fn query(&self, query: &LogQuery) -> Result<LogPage, Error>;
+    /// Whether the store answers a trivial query now (for `/readyz`).
+    fn ping(&self) -> Result<(), Error>;
     /// Requests, tokens, cost and errors summed per group.
     fn spend(&self, query: &SpendQuery) -> Result<SpendReport, Error>;
     /// Deletes records older than `max_age` (relative to `now`), then the oldest records beyond

@@ -314,6 +314,12 @@ impl LogStore for SqliteStore {
         Ok(())
     }
 
+    fn ping(&self) -> Result<(), Error> {
+        self.with_reader(|conn| {
+            Ok(conn.query_row("SELECT COUNT(*) FROM requests WHERE 0", [], |_| Ok(()))?)
+        })
+    }
+
     fn query(&self, q: &LogQuery) -> Result<LogPage, Error> {
         let (sql, args) = sql::page_query("requests", q, |_, _| "?".to_string());
         let args = args.into_iter().map(|a| match a {

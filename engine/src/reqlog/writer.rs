@@ -234,6 +234,15 @@ impl RequestLog {
         self.store()?.query(query)
     }
 
+    /// Whether the store answers now (`Ok` when there is no log). Blocking, like `query`.
+    pub fn ping(&self) -> Result<(), Error> {
+        match self.store() {
+            Ok(store) => store.ping(),
+            Err(Error::Disabled) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Spend summed per group. Blocking, like `query`.
     pub fn spend(&self, query: &SpendQuery) -> Result<SpendReport, Error> {
         self.store()?.spend(query)

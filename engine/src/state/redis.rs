@@ -278,6 +278,24 @@ impl RedisStore {
         })
     }
 
+    /// Whether Redis answers a `PING` now (for `/readyz`).
+    pub async fn ping(&self) -> Result<(), StateError> {
+        let mut conn = self.conn.clone();
+        let cmd = ::redis::cmd("PING");
+        let ping = cmd.query_async::<()>(&mut conn);
+        let unavailable = |reason: String| StateError::Unavailable {
+            url: self.url.to_string(),
+            reason,
+        };
+        match tokio::time::timeout(OPERATION_DEADLINE, ping).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(unavailable(format!("PING: {e}"))),
+            Err(_) => Err(unavailable(format!(
+                "PING: no reply within {OPERATION_DEADLINE:?}"
+            ))),
+        }
+    }
+
     /// Reserves every tier's amount in the window holding `now` (unix seconds), or none of
     /// them: admitted only if on every tier `used + reserved + amount <= limit`.
     pub async fn reserve(

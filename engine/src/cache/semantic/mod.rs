@@ -257,6 +257,16 @@ impl SemanticLayer {
         }
     }
 
+    /// Whether a shared index answers now (for `/readyz`); the embedded one always does.
+    pub async fn ping(&self) -> Result<(), SemanticError> {
+        match &self.index {
+            VectorIndex::Embedded(_) => Ok(()),
+            VectorIndex::Redis(index) => index.ping().await,
+            #[cfg(feature = "qdrant")]
+            VectorIndex::Qdrant(index) => index.ping().await,
+        }
+    }
+
     /// Entries in the embedded index; `None` for a shared one, whose size is Redis's to tell.
     pub fn index_len(&self) -> Option<usize> {
         match &self.index {

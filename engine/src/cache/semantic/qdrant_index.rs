@@ -91,6 +91,13 @@ impl QdrantIndex {
         }
     }
 
+    /// Whether Qdrant answers its health check now (for `/readyz`).
+    pub async fn ping(&self) -> Result<(), SemanticError> {
+        self.bounded("health_check", self.client.health_check())
+            .await
+            .map(drop)
+    }
+
     /// Creates the collection and its payload indexes unless they exist.
     async fn ensure_collection(&self) -> Result<(), SemanticError> {
         self.ready

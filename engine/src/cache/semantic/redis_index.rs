@@ -71,6 +71,11 @@ impl RedisIndex {
         }
     }
 
+    /// Whether Redis answers a `PING` now (for `/readyz`).
+    pub async fn ping(&self) -> Result<(), SemanticError> {
+        self.run::<()>("PING", &::redis::cmd("PING")).await
+    }
+
     fn failed(&self, reason: String) -> SemanticError {
         SemanticError::Index(format!("redis at {}: {reason}", self.url))
     }

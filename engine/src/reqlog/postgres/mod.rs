@@ -474,6 +474,15 @@ impl LogStore for PostgresStore {
         })
     }
 
+    fn ping(&self) -> Result<(), Error> {
+        self.with_reader(|rt, conn| {
+            rt.block_on(timed(async {
+                conn.client.simple_query("SELECT 1").await?;
+                Ok(())
+            }))
+        })
+    }
+
     fn query(&self, q: &LogQuery) -> Result<LogPage, Error> {
         let (sql, args) = sql::page_query("tollgate_requests", q, placeholder);
         let params: Vec<_> = args.into_iter().map(arg_param).collect();
