@@ -4,6 +4,7 @@
 //! answer, so the false-hit rate is the one to keep low.
 
 use std::fmt;
+use tollgate::cache::semantic::digit_runs;
 
 /// Whether a cached answer to one question is a correct answer to the other.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -162,19 +163,11 @@ fn ratio(n: usize, of: usize) -> f64 {
     }
 }
 
-/// Whether a guard comparing the numbers written in digits would refuse a hit between `a` and
-/// `b`: both hold digits and their digit runs, in order, differ. Near misses that change only
-/// a number (an order id, a version, a status code) embed almost identically, so cosine alone
-/// cannot refuse them; a prompt without digits ("five minutes") is left to the cosine, since
-/// it may be a paraphrase of one with them ("5 minutes").
-pub fn digits_differ(a: &str, b: &str) -> bool {
-    fn runs(s: &str) -> Vec<&str> {
-        s.split(|c: char| !c.is_ascii_digit())
-            .filter(|r| !r.is_empty())
-            .collect()
-    }
-    let (ra, rb) = (runs(a), runs(b));
-    !ra.is_empty() && !rb.is_empty() && ra != rb
+/// Whether the gateway may answer `b` with `a`'s cached answer as far as numbers go: both
+/// write the same numbers in digits, in order (none on either side counts as the same). The
+/// gateway keeps other numbers in another semantic partition (`CacheKey::with_digits_of`).
+pub fn digits_match(a: &str, b: &str) -> bool {
+    digit_runs(a).eq(digit_runs(b))
 }
 
 /// The thresholds of the sweep: 0.80 to 0.99 in steps of 0.01.
@@ -237,15 +230,15 @@ mod tests {
     }
 
     #[test]
-    fn digit_runs_differ_only_when_both_sides_have_them() {
-        assert!(digits_differ("order #10432", "order #10487"));
-        assert!(digits_differ(
+    fn digits_match_only_the_same_numbers_in_the_same_order() {
+        assert!(!digits_match("order #10432", "order #10487"));
+        assert!(!digits_match(
             "charged $49, costs $29",
             "charged $29, costs $49"
         ));
-        assert!(!digits_differ("port 8080 on Linux", "port 8080 on Windows"));
-        assert!(!digits_differ("every five minutes", "every 5 minutes"));
-        assert!(!digits_differ("no numbers", "none here"));
+        assert!(digits_match("port 8080 on Linux", "port 8080 on Windows"));
+        assert!(!digits_match("every five minutes", "every 5 minutes"));
+        assert!(digits_match("no numbers", "none here"));
     }
 
     #[test]

@@ -104,6 +104,37 @@ fn paraphrases_hit_and_unrelated_questions_models_or_tenants_miss() {
 }
 
 #[test]
+fn a_question_with_other_numbers_never_hits_semantically() {
+    let mock = Mock::start(&[]);
+    let gw = Gateway::start(&config(&mock, ""));
+    let asked = ask(
+        &gw,
+        "key-a",
+        &question("m", "My order #10432 hasn't arrived yet."),
+    );
+    assert_eq!(cache_of(&asked), "miss");
+    // The same numbers in other words: answered from the cache.
+    let same = ask(
+        &gw,
+        "key-a",
+        &question("m", "My order #10432 still has not arrived."),
+    );
+    assert_eq!(cache_of(&same), "hit-semantic", "{:?}", same.headers);
+    // Another order number embeds almost identically, but is another question.
+    let other = ask(
+        &gw,
+        "key-a",
+        &question("m", "My order #10487 hasn't arrived yet."),
+    );
+    assert_eq!(cache_of(&other), "miss", "{:?}", other.headers);
+    // Without digits on either side, meaning alone decides, as before.
+    let plain = ask(&gw, "key-a", &question("m", "How do I reset my password?"));
+    assert_eq!(cache_of(&plain), "miss");
+    let reworded = ask(&gw, "key-a", &question("m", "How can I reset my password?"));
+    assert_eq!(cache_of(&reworded), "hit-semantic");
+}
+
+#[test]
 fn a_streamed_answer_is_replayed_to_the_sdk_for_a_paraphrase() {
     let mock = Mock::start(&["--stream-chunks", "4"]);
     let gw = Gateway::start(&config(&mock, ""));

@@ -78,7 +78,10 @@ fn a_postgres_log_that_goes_away_and_comes_back() {
     let why = body["stores"]["logs"].as_str().unwrap_or_default();
     assert!(why != "ok" && !why.is_empty(), "{body}");
     // The password never appears in what the probe says.
-    assert!(!body.to_string().contains(tollgate_e2e::PG_PASSWORD), "{body}");
+    assert!(
+        !body.to_string().contains(tollgate_e2e::PG_PASSWORD),
+        "{body}"
+    );
 
     pg.restart();
     let (status, body) = readyz(&gw);

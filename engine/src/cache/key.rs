@@ -225,6 +225,28 @@ impl CacheKey {
     }
 }
 
+impl CacheKey {
+    /// The key whose semantic partition also holds the numbers `text` writes in digits, so a
+    /// semantic hit never crosses them: questions that differ only in a number (an order id,
+    /// an amount, a version) embed almost identically, and no threshold tells them apart.
+    /// Text without digits keeps the partition, so it is still matched by meaning alone.
+    pub fn with_digits_of(self, text: &str) -> CacheKey {
+        let mut runs = crate::cache::semantic::digit_runs(text).peekable();
+        if runs.peek().is_none() {
+            return self;
+        }
+        let mut partition = Canon::new(b"tollgate.cache.digits.v1");
+        partition.raw(&self.partition.0);
+        for run in runs {
+            partition.str(run);
+        }
+        CacheKey {
+            partition: Hash128::of(partition.0),
+            ..self
+        }
+    }
+}
+
 fn is_param(name: &str) -> bool {
     !CONVERSATION_FIELDS.contains(&name) && !EXCLUDED_PARAMS.contains(&name)
 }

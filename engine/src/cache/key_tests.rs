@@ -233,3 +233,33 @@ fn keys_print_as_32_hex_digits() {
     assert_eq!(hex.len(), 32);
     assert!(hex.bytes().all(|b| b.is_ascii_hexdigit()));
 }
+
+#[test]
+fn digits_split_the_semantic_partition_and_nothing_else() {
+    let body = serde_json::json!({"messages": [{"role": "user", "content": "x"}]});
+    let input = KeyInput {
+        endpoint: "chat",
+        model: "m",
+        body: &body,
+        scope: ScopeId::Key("vk"),
+        namespace: None,
+        history: 1,
+    };
+    let key = CacheKey::new(&input);
+    assert_eq!(key.with_digits_of("how do I reset my password"), key);
+    let a = key.with_digits_of("order #10432 is late");
+    assert_ne!(a.partition, key.partition);
+    assert_eq!((a.exact, a.params), (key.exact, key.params));
+    assert_eq!(a, key.with_digits_of("my order 10432 has not come"));
+    assert_ne!(a, key.with_digits_of("order #10487 is late"));
+    // Order counts: swapped amounts are another question.
+    assert_ne!(
+        key.with_digits_of("charged 49, costs 29"),
+        key.with_digits_of("charged 29, costs 49")
+    );
+    // Runs are kept apart: 1 then 23 is not 12 then 3.
+    assert_ne!(
+        key.with_digits_of("1 and 23"),
+        key.with_digits_of("12 and 3")
+    );
+}

@@ -116,8 +116,11 @@ pub async fn look_up(
     }
     if effective.mode == CacheMode::Semantic {
         let text = semantic_text(&value, cache.config().history);
+        if let Some(text) = &text {
+            to.key = cache_key.with_digits_of(text);
+        }
         if let Some(found) = cache
-            .semantic_lookup(&cache_key, text, effective.threshold)
+            .semantic_lookup(&to.key, text, effective.threshold)
             .await
         {
             to.vector = found.vector;

@@ -19,7 +19,7 @@ pub use index::{EmbeddedIndex, Neighbour};
 #[cfg(feature = "qdrant")]
 pub use qdrant_index::QdrantIndex;
 pub use redis_index::RedisIndex;
-pub use text::semantic_text;
+pub use text::{digit_runs, semantic_text};
 
 use super::{unix_ms_now, CacheConfig, CacheKey, CacheStoreConfig, IndexConfig};
 use crate::telemetry::Histogram;

@@ -95,3 +95,12 @@ mod tests {
         assert_eq!(semantic_text(&only_tool_calls, 3), None);
     }
 }
+
+/// The numbers written in digits in `text`, in order (`"order #10432, 2 items"` → `10432`,
+/// `2`). A semantic hit needs the same ones on both sides (see [`CacheKey::with_digits_of`]).
+///
+/// [`CacheKey::with_digits_of`]: crate::cache::CacheKey::with_digits_of
+pub fn digit_runs(text: &str) -> impl Iterator<Item = &str> {
+    text.split(|c: char| !c.is_ascii_digit())
+        .filter(|run| !run.is_empty())
+}
