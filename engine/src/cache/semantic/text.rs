@@ -62,6 +62,15 @@ fn push_words(s: &str, out: &mut String) {
     }
 }
 
+/// The numbers written in digits in `text`, in order (`"order #10432, 2 items"` → `10432`,
+/// `2`). A semantic hit needs the same ones on both sides (see [`CacheKey::with_digits_of`]).
+///
+/// [`CacheKey::with_digits_of`]: crate::cache::CacheKey::with_digits_of
+pub fn digit_runs(text: &str) -> impl Iterator<Item = &str> {
+    text.split(|c: char| !c.is_ascii_digit())
+        .filter(|run| !run.is_empty())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -94,13 +103,4 @@ mod tests {
             "tool_calls": [{"id": "c"}]}]});
         assert_eq!(semantic_text(&only_tool_calls, 3), None);
     }
-}
-
-/// The numbers written in digits in `text`, in order (`"order #10432, 2 items"` → `10432`,
-/// `2`). A semantic hit needs the same ones on both sides (see [`CacheKey::with_digits_of`]).
-///
-/// [`CacheKey::with_digits_of`]: crate::cache::CacheKey::with_digits_of
-pub fn digit_runs(text: &str) -> impl Iterator<Item = &str> {
-    text.split(|c: char| !c.is_ascii_digit())
-        .filter(|run| !run.is_empty())
 }
