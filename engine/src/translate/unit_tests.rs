@@ -92,6 +92,48 @@ fn thinking_blocks_are_skipped_not_refused() {
 }
 
 #[test]
+fn anthropic_system_messages_between_turns_join_the_system_prompt() {
+    // Claude Code sends these under the `mid-conversation-system` beta.
+    let body = json!({
+        "model": "m", "max_tokens": 10,
+        "system": [{"type": "text", "text": "You are terse."}],
+        "messages": [
+            {"role": "user", "content": "q"},
+            {"role": "system", "content": "Agents: Explore, Plan"},
+            {"role": "system", "content": [
+                {"type": "text", "text": "Skills: none", "cache_control": {"type": "ephemeral"}},
+            ]},
+            {"role": "user", "content": "r"},
+        ],
+    });
+    let ir = anthropic::request_from_anthropic(&body).expect("parse");
+    assert_eq!(
+        ir.system,
+        ["You are terse.", "Agents: Explore, Plan", "Skills: none"]
+    );
+    assert_eq!(
+        ir.messages,
+        vec![Message {
+            role: Role::User,
+            content: vec![ContentPart::Text("q".into()), ContentPart::Text("r".into())],
+        }]
+    );
+    let rendered = openai::request_to_openai(&ir).expect("render");
+    assert_eq!(rendered["messages"][0]["role"], "system");
+    assert_eq!(rendered["messages"].as_array().map(Vec::len), Some(2));
+
+    let image = json!({"model": "m", "max_tokens": 10, "messages": [
+        {"role": "system", "content": [{"type": "image", "source": {"type": "url", "url": "u"}}]},
+    ]});
+    let err = anthropic::request_from_anthropic(&image).expect_err("not text");
+    assert_eq!(err.path, "messages[0].content[0].type");
+    let robot =
+        json!({"model": "m", "max_tokens": 10, "messages": [{"role": "robot", "content": "x"}]});
+    let err = anthropic::request_from_anthropic(&robot).expect_err("unknown role");
+    assert_eq!(err.path, "messages[0].role");
+}
+
+#[test]
 fn unknown_openai_content_part_and_role_are_errors() {
     let audio = json!({"model": "m", "messages": [{"role": "user", "content": [
         {"type": "input_audio", "input_audio": {"data": "x", "format": "wav"}}

@@ -40,26 +40,7 @@ pub fn request_from_anthropic(body: &Value) -> Result<ChatRequest, TranslateErro
     };
 
     if let Some(system) = optional(obj, "system") {
-        let at = root.field("system");
-        req.system = match system {
-            Value::String(text) => vec![text.clone()],
-            blocks => {
-                let mut texts = Vec::new();
-                for (i, block) in as_array(blocks, &at)?.iter().enumerate() {
-                    let block_at = at.index(i);
-                    let block = as_object(block, &block_at)?;
-                    match required_str(block, "type", &block_at)? {
-                        "text" => texts.push(required_str(block, "text", &block_at)?.to_string()),
-                        other => {
-                            return Err(block_at.field("type").error(format!(
-                                "system block type `{other}` is not allowed (text only)"
-                            )))
-                        }
-                    }
-                }
-                texts
-            }
-        };
+        req.system = system_texts(system, &root.field("system"))?;
     }
 
     let messages_at = root.field("messages");
@@ -67,7 +48,18 @@ pub fn request_from_anthropic(body: &Value) -> Result<ChatRequest, TranslateErro
         .iter()
         .enumerate()
     {
-        parse_message(message, &messages_at.index(i), &mut req.messages)?;
+        let at = messages_at.index(i);
+        // A `system` message between turns (Claude Code sends them under the
+        // `mid-conversation-system` beta) joins the system prompt, as `system` and
+        // `developer` messages do in the OpenAI formats.
+        let fields = as_object(message, &at)?;
+        if fields.get("role").and_then(Value::as_str) == Some("system") {
+            let content = required(fields, "content", &at)?;
+            req.system
+                .extend(system_texts(content, &at.field("content"))?);
+        } else {
+            parse_message(message, &at, &mut req.messages)?;
+        }
     }
 
     if let Some(tools) = optional(obj, "tools") {
@@ -120,6 +112,30 @@ pub fn request_from_anthropic(body: &Value) -> Result<ChatRequest, TranslateErro
     Ok(req)
 }
 
+/// The texts of a system prompt: a string, or text blocks (their `cache_control` marks only
+/// matter to Anthropic, which gets the client's own bytes).
+fn system_texts(system: &Value, at: &Loc) -> Result<Vec<String>, TranslateError> {
+    match system {
+        Value::String(text) => Ok(vec![text.clone()]),
+        blocks => {
+            let mut texts = Vec::new();
+            for (i, block) in as_array(blocks, at)?.iter().enumerate() {
+                let block_at = at.index(i);
+                let block = as_object(block, &block_at)?;
+                match required_str(block, "type", &block_at)? {
+                    "text" => texts.push(required_str(block, "text", &block_at)?.to_string()),
+                    other => {
+                        return Err(block_at.field("type").error(format!(
+                            "system block type `{other}` is not allowed (text only)"
+                        )))
+                    }
+                }
+            }
+            Ok(texts)
+        }
+    }
+}
+
 /// One Anthropic message. A user message may mix tool results with text and images; the IR
 /// keeps tool results in `Role::Tool` messages, so a user message is split into runs.
 fn parse_message(value: &Value, at: &Loc, out: &mut Vec<Message>) -> Result<(), TranslateError> {
@@ -129,7 +145,7 @@ fn parse_message(value: &Value, at: &Loc, out: &mut Vec<Message>) -> Result<(), 
         "assistant" => Role::Assistant,
         other => {
             return Err(at.field("role").error(format!(
-                "unknown role `{other}` (expected user or assistant)"
+                "unknown role `{other}` (expected user, assistant or system)"
             )))
         }
     };

@@ -30,6 +30,9 @@ const IGNORED_FIELDS: &[&str] = &[
     "metadata",
     "service_tier",
     "prompt_cache_key",
+    // Codex CLI's per-turn ids (session, turn, installation): bookkeeping like `metadata`,
+    // and a field Chat Completions providers refuse.
+    "client_metadata",
 ];
 
 /// Parses a Responses API request body (`POST /v1/responses`).
