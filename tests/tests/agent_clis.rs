@@ -178,6 +178,17 @@ impl Run {
             self.stderr
         );
     }
+
+    /// Exited 0 with the mock's answer somewhere in what it printed.
+    fn assert_printed_the_reply(&self) {
+        self.assert_success();
+        assert!(
+            self.stdout.contains(REPLY),
+            "stdout:\n{}\nstderr:\n{}",
+            self.stdout,
+            self.stderr
+        );
+    }
 }
 
 /// The requests the mock answered (POSTs: the model calls), after checking that each carried
@@ -410,13 +421,7 @@ fn codex(gw: &Gateway, prompt: &str) -> Run {
         home.path(),
         &env,
     );
-    run.assert_success();
-    assert!(
-        run.stdout.contains(REPLY),
-        "stdout:\n{}\nstderr:\n{}",
-        run.stdout,
-        run.stderr
-    );
+    run.assert_printed_the_reply();
     run
 }
 
@@ -500,13 +505,7 @@ fn gemini(gw: &Gateway, prompt: &str) -> Run {
     // A headless run in a folder never trusted interactively (CLIENTS.md says so).
     env.push(("GEMINI_CLI_TRUST_WORKSPACE".into(), "true".into()));
     let run = run_cli(&script, &["-p", prompt], home.path(), &env);
-    run.assert_success();
-    assert!(
-        run.stdout.contains(REPLY),
-        "stdout:\n{}\nstderr:\n{}",
-        run.stdout,
-        run.stderr
-    );
+    run.assert_printed_the_reply();
     run
 }
 

@@ -188,37 +188,31 @@ fn gemini_bytes_pass_both_ways_and_usage_is_charged() {
     let request = r#"{"contents": [{"role":"user","parts":[{"text":"Say hello"}]}],
  "safetySettings":[{"category":"HARM_CATEGORY_HARASSMENT","threshold":"BLOCK_ONLY_HIGH"}],
  "generationConfig":{"maxOutputTokens":64,"thinkingConfig":{"thinkingBudget":0}}}"#;
-    let auth = [("x-goog-api-key", VK)];
-    let path = format!("/v1beta/models/{GEMINI}:generateContent");
-    let via = post_raw(
-        &format!("{}/genai{path}", gw.url),
-        &auth,
-        request.as_bytes(),
-    );
-    assert_eq!(via.status, 200, "{}", via.body);
-    let direct = post_raw(
-        &format!("{}{path}", gemini.url),
-        &[("x-goog-api-key", "goog")],
-        request.as_bytes(),
-    );
+    // The same request through the gateway and to the mock directly.
+    let both = |path: &str| {
+        let via = post_raw(
+            &format!("{}/genai{path}", gw.url),
+            &[("x-goog-api-key", VK)],
+            request.as_bytes(),
+        );
+        assert_eq!(via.status, 200, "{}", via.body);
+        let direct = post_raw(
+            &format!("{}{path}", gemini.url),
+            &[("x-goog-api-key", "goog")],
+            request.as_bytes(),
+        );
+        (via, direct)
+    };
+    let (via, direct) = both(&format!("/v1beta/models/{GEMINI}:generateContent"));
     let mask = |b: &str| numbers_masked(b, &["\"responseId\":\"mock-", "mock reply "]);
     assert_eq!(mask(&via.body), mask(&direct.body));
     let whole_tokens = via.json()["usageMetadata"]["totalTokenCount"]
         .as_u64()
         .unwrap();
 
-    let path = format!("/v1beta/models/{GEMINI}:streamGenerateContent?alt=sse");
-    let via = post_raw(
-        &format!("{}/genai{path}", gw.url),
-        &auth,
-        request.as_bytes(),
-    );
-    assert_eq!(via.status, 200, "{}", via.body);
-    let direct = post_raw(
-        &format!("{}{path}", gemini.url),
-        &[("x-goog-api-key", "goog")],
-        request.as_bytes(),
-    );
+    let (via, direct) = both(&format!(
+        "/v1beta/models/{GEMINI}:streamGenerateContent?alt=sse"
+    ));
     assert_eq!(mask(&via.body), mask(&direct.body));
     let last: Value = via
         .body
