@@ -1,5 +1,6 @@
 //! `POST /v1/responses` (and `/openai/v1/responses`, Codex CLI's base URL) with the official
-//! OpenAI SDK's `client.responses`: whole and streamed answers, function tools round-tripped,
+//! OpenAI SDK's `client.responses`: whole and streamed answers, function and custom tools
+//! round-tripped,
 //! OpenAI-format and Anthropic providers behind it, usage charged.
 
 use serde_json::{json, Value};
@@ -155,6 +156,97 @@ print(json.dumps(out))
     assert_eq!(
         last["content"][0]["tool_use_id"],
         got["claude-sonnet-4-6"]["call_id"]
+    );
+}
+
+#[test]
+fn custom_tools_round_trip_as_codex_sends_apply_patch() {
+    let openai = Mock::start(&["--stream-chunks", "3"]);
+    let anthropic = Mock::start(&["--format", "anthropic"]);
+    let gw = Gateway::start(&config(&openai, &anthropic));
+    // The mock calls the first tool when asked about the weather: here the function the
+    // gateway made of the custom tool.
+    let got = sdk(
+        &gw,
+        r#"
+tools = [{"type": "custom", "name": "apply_patch", "description": "Edit files.",
+          "format": {"type": "grammar", "syntax": "lark", "definition": "start: /.+/"}}]
+ask = [{"role": "user", "content": [{"type": "input_text", "text": "What is the weather in Paris?"}]}]
+r = client.responses.create(model="gpt-4o-mini", input=ask, tools=tools, store=False)
+call = [o for o in r.output if o.type == "custom_tool_call"][0]
+follow = client.responses.create(model="gpt-4o-mini", tools=tools, store=False, input=ask + [
+    {"type": "custom_tool_call", "call_id": call.call_id, "name": call.name, "input": call.input},
+    {"type": "custom_tool_call_output", "call_id": call.call_id, "output": "Done!"}])
+kinds, delta, done, added = [], "", None, None
+for e in client.responses.create(model="gpt-4o-mini", input=ask, tools=tools, stream=True):
+    kinds.append(e.type)
+    if e.type == "response.custom_tool_call_input.delta":
+        delta += e.delta
+    if e.type == "response.custom_tool_call_input.done":
+        done = e.input
+    if e.type == "response.output_item.added":
+        added = e.item.model_dump()
+with client.responses.stream(model="gpt-4o-mini", input=ask, tools=tools) as s:
+    final = s.get_final_response().output[0].model_dump()
+print(json.dumps({"types": [o.type for o in r.output], "name": call.name, "input": call.input,
+    "call_id": call.call_id, "follow": follow.output_text, "kinds": kinds, "delta": delta,
+    "done": done, "added": added, "final": final}))
+"#,
+    );
+    assert_eq!(got["types"], json!(["custom_tool_call"]), "{got}");
+    assert_eq!(got["name"], "apply_patch", "{got}");
+    // The mock's arguments hold no `input` string, so they come back as the input text.
+    let input = got["input"].as_str().unwrap();
+    assert!(!input.is_empty(), "{got}");
+    assert!(got["follow"].as_str().unwrap().starts_with("mock reply"));
+    assert_eq!(got["added"]["type"], "custom_tool_call", "{got}");
+    assert_eq!(got["added"]["name"], "apply_patch", "{got}");
+    assert_eq!(got["delta"], input, "{got}");
+    assert_eq!(got["done"], input, "{got}");
+    assert_eq!(got["final"]["type"], "custom_tool_call", "{got}");
+    assert_eq!(got["final"]["input"], input, "{got}");
+    let kinds: Vec<&str> = got["kinds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .filter(|k| k.contains("tool_call") || k.contains("output_item"))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "response.output_item.added",
+            "response.custom_tool_call_input.delta",
+            "response.custom_tool_call_input.done",
+            "response.output_item.done",
+        ],
+        "{got}"
+    );
+    // Upstream, the custom tool was a function with one string parameter, `input`...
+    let first = recorded_body(&openai.requests()[0]);
+    let function = &first["tools"][0]["function"];
+    assert_eq!(function["name"], "apply_patch", "{first}");
+    assert_eq!(
+        function["parameters"]["properties"]["input"]["type"],
+        "string"
+    );
+    assert_eq!(function["parameters"]["required"], json!(["input"]));
+    assert!(function["description"]
+        .as_str()
+        .unwrap()
+        .contains("start: /.+/"));
+    // ...and the call given back was an assistant tool call with `{"input": ...}` arguments,
+    // its output a tool message.
+    let follow = recorded_body(&openai.requests()[1]);
+    let messages = follow["messages"].as_array().unwrap();
+    let call = &messages[messages.len() - 2]["tool_calls"][0];
+    assert_eq!(call["id"], got["call_id"], "{follow}");
+    let arguments: Value =
+        serde_json::from_str(call["function"]["arguments"].as_str().unwrap()).unwrap();
+    assert_eq!(arguments, json!({"input": input}));
+    assert_eq!(
+        messages[messages.len() - 1],
+        json!({"role": "tool", "tool_call_id": got["call_id"], "content": "Done!"})
     );
 }
 

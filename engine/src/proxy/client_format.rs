@@ -26,19 +26,20 @@ pub enum ClientFormat {
 }
 
 impl ClientFormat {
-    /// The request body as the OpenAI pipeline reads it; `path` is the request's.
-    pub fn request_body(self, path: &str, body: Bytes) -> Result<Bytes, ApiError> {
+    /// The request body as the OpenAI pipeline reads it; `path` is the request's. With it,
+    /// what the answer's translation must know of the request ([`RequestTools`]).
+    pub fn request_body(self, path: &str, body: Bytes) -> Result<(Bytes, RequestTools), ApiError> {
+        let json = |v: serde_json::Value| Bytes::from(v.to_string());
         match self {
-            ClientFormat::OpenAi => Ok(body),
+            ClientFormat::OpenAi => Ok((body, RequestTools::default())),
             ClientFormat::Gemini => {
-                genai::openai_request(path, &body).map(|v| Bytes::from(v.to_string()))
+                genai::openai_request(path, &body).map(|v| (json(v), RequestTools::default()))
             }
             ClientFormat::Anthropic => {
-                messages::openai_request(&body).map(|v| Bytes::from(v.to_string()))
+                messages::openai_request(&body).map(|v| (json(v), RequestTools::default()))
             }
-            ClientFormat::Responses => {
-                responses::openai_request(&body).map(|v| Bytes::from(v.to_string()))
-            }
+            ClientFormat::Responses => responses::openai_request(&body)
+                .map(|(v, custom)| (json(v), RequestTools { custom })),
         }
     }
 
@@ -53,14 +54,14 @@ impl ClientFormat {
 
     /// The pipeline's answer (OpenAI JSON or OpenAI SSE) in the client's shape; a provider's
     /// answer already in that shape (see [`super::native`]) is passed on as it is.
-    pub fn response(self, resp: ProxyResponse) -> ProxyResponse {
+    pub fn response(self, resp: ProxyResponse, tools: RequestTools) -> ProxyResponse {
         if super::native::is_native(&resp) {
             return resp;
         }
         match self {
             ClientFormat::OpenAi => resp,
             ClientFormat::Anthropic => messages::anthropic_response(resp),
-            ClientFormat::Responses => responses::responses_response(resp),
+            ClientFormat::Responses => responses::responses_response(resp, tools.custom),
             ClientFormat::Gemini => genai::gemini_response(resp),
         }
     }
@@ -78,6 +79,14 @@ impl ClientFormat {
             }
         }
     }
+}
+
+/// What the translation of the answer must know of the client's request: the names of the
+/// Responses request's custom tools, whose calls go back as `custom_tool_call` items rather
+/// than function calls. Empty (no allocation) for every other request.
+#[derive(Debug, Default)]
+pub struct RequestTools {
+    pub custom: Vec<String>,
 }
 
 /// The message of an OpenAI error answer, or the start of a body that is not one.
@@ -114,6 +123,14 @@ impl ClientStream {
             ),
             finished: false,
         }
+    }
+
+    /// Calls of the tools named in `names` go to a Responses client as `custom_tool_call`s.
+    pub fn with_custom_tools(mut self, names: Vec<String>) -> ClientStream {
+        if !names.is_empty() {
+            self.translator.set_custom_tools(names);
+        }
+        self
     }
 }
 

@@ -13,9 +13,10 @@ use bytes::Bytes;
 use http::{header, HeaderValue, StatusCode};
 use serde_json::{json, Value};
 
-/// A Responses request as an OpenAI Chat request; streams always ask for the usage chunk,
-/// which the final `response.completed` event reports.
-pub(super) fn openai_request(body: &[u8]) -> Result<Value, ApiError> {
+/// A Responses request as an OpenAI Chat request, with the names of its custom tools (see
+/// [`responses_response`]); streams always ask for the usage chunk, which the final
+/// `response.completed` event reports.
+pub(super) fn openai_request(body: &[u8]) -> Result<(Value, Vec<String>), ApiError> {
     let invalid = |m: String| ApiError::new(ErrorType::InvalidRequest, m);
     let value: Value = serde_json::from_slice(body)
         .map_err(|e| invalid(format!("request body is not valid JSON: {e}")))?;
@@ -26,12 +27,13 @@ pub(super) fn openai_request(body: &[u8]) -> Result<Value, ApiError> {
     if let (true, Value::Object(map)) = (ir.stream, &mut out) {
         map.insert("stream_options".into(), json!({"include_usage": true}));
     }
-    Ok(out)
+    Ok((out, responses::custom_tool_names(&value)))
 }
 
 /// The pipeline's OpenAI answer as a Responses answer: a whole `response` object, the
-/// Responses event stream, or the error as it is.
-pub(super) fn responses_response(resp: ProxyResponse) -> ProxyResponse {
+/// Responses event stream, or the error as it is. Calls of the request's `custom_tools` are
+/// `custom_tool_call` items.
+pub(super) fn responses_response(resp: ProxyResponse, custom_tools: Vec<String>) -> ProxyResponse {
     let (mut parts, body) = resp.into_parts();
     let created = chrono::Utc::now().timestamp();
     let body = match body {
@@ -40,7 +42,8 @@ pub(super) fn responses_response(resp: ProxyResponse) -> ProxyResponse {
             if !parts.status.is_success() {
                 ProxyBody::full(bytes)
             } else {
-                let (status, out) = whole(&bytes, u64::try_from(created).unwrap_or(0));
+                let created = u64::try_from(created).unwrap_or(0);
+                let (status, out) = whole(&bytes, created, &custom_tools);
                 parts.status = status;
                 parts.headers.insert(
                     header::CONTENT_TYPE,
@@ -49,22 +52,21 @@ pub(super) fn responses_response(resp: ProxyResponse) -> ProxyResponse {
                 ProxyBody::full(out)
             }
         }
-        stream => ProxyBody::Translated(Box::new(ClientStream::new(
-            stream,
-            WireFormat::Responses,
-            created,
-        ))),
+        stream => ProxyBody::Translated(Box::new(
+            ClientStream::new(stream, WireFormat::Responses, created)
+                .with_custom_tools(custom_tools),
+        )),
     };
     ProxyResponse::from_parts(parts, body)
 }
 
 /// A successful `chat.completion` as a `response`; an answer that cannot be read is the
 /// provider's failure (502).
-fn whole(bytes: &[u8], created: u64) -> (StatusCode, Bytes) {
+fn whole(bytes: &[u8], created: u64, custom_tools: &[String]) -> (StatusCode, Bytes) {
     let translated = serde_json::from_slice::<Value>(bytes)
         .map_err(|e| format!("the answer is not JSON: {e}"))
         .and_then(|v| openai::response_from_openai(&v).map_err(|e| e.to_string()))
-        .map(|ir| responses::response_to_responses(&ir, created));
+        .map(|ir| responses::response_to_responses(&ir, created, custom_tools));
     match translated {
         Ok(v) => (StatusCode::OK, Bytes::from(v.to_string())),
         Err(e) => {
@@ -86,7 +88,8 @@ mod tests {
         let body = br#"{"model":"m","instructions":"Be terse.","stream":true,
             "input":[{"role":"user","content":[{"type":"input_text","text":"hi"}]}],
             "max_output_tokens":50,"store":false,"fallbacks":["f"]}"#;
-        let v = openai_request(body).unwrap();
+        let (v, custom) = openai_request(body).unwrap();
+        assert!(custom.is_empty());
         assert_eq!(
             v["messages"][0],
             json!({"role":"system","content":"Be terse."})
@@ -110,13 +113,13 @@ mod tests {
             "choices":[{"index":0,"message":{"role":"assistant","content":"hey"},
             "finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":1,
             "total_tokens":4}}"#;
-        let (status, out) = whole(ok, 7);
+        let (status, out) = whole(ok, 7, &[]);
         let v: Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(status, StatusCode::OK);
         assert_eq!(v["object"], "response");
         assert_eq!(v["status"], "completed");
         assert_eq!(v["output"][0]["content"][0]["text"], "hey");
         assert_eq!(v["usage"]["total_tokens"], 4);
-        assert_eq!(whole(b"nope", 7).0, StatusCode::BAD_GATEWAY);
+        assert_eq!(whole(b"nope", 7, &[]).0, StatusCode::BAD_GATEWAY);
     }
 }

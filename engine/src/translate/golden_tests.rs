@@ -44,7 +44,7 @@ fn translate(direction: &str, kind: &str, input: &Value) -> Result<Value, String
             ("gemini_to_openai", "response") => gemini::response_from_gemini(input)
                 .map(|ir| openai::response_to_openai(&ir, CREATED)),
             ("openai_to_responses", "response") => openai::response_from_openai(input)
-                .map(|ir| responses::response_to_responses(&ir, CREATED)),
+                .map(|ir| responses::response_to_responses(&ir, CREATED, &[])),
             ("openai_to_bedrock", "request") => {
                 openai::request_from_openai(input).and_then(|ir| bedrock::request_to_bedrock(&ir))
             }

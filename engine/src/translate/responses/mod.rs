@@ -5,6 +5,9 @@
 mod request;
 mod response;
 
-pub use request::request_from_responses;
-pub(crate) use response::{envelope, function_call_item, message_item, output_text, usage_json};
+pub use request::{custom_tool_names, request_from_responses};
+pub(crate) use response::{
+    custom_input, custom_tool_call_item, envelope, function_call_item, message_item, output_text,
+    usage_json,
+};
 pub use response::{response_id, response_to_responses, ResponseStatus};

@@ -173,22 +173,15 @@ fn parse_item(value: &Value, at: &Loc, req: &mut ChatRequest) -> Result<(), Tran
                 Some(Value::String(s)) => ToolArguments::Text(s.clone()),
                 Some(_) => return Err(at.field("arguments").error("expected a JSON string")),
             };
-            let call = ContentPart::ToolCall(ToolCall {
-                id: required_str(obj, "call_id", at)?.to_string(),
-                name: required_str(obj, "name", at)?.to_string(),
-                arguments,
-            });
-            // Calls made in one turn belong to one assistant message.
-            match req.messages.last_mut() {
-                Some(last) if last.role == Role::Assistant => last.content.push(call),
-                _ => req.messages.push(Message {
-                    role: Role::Assistant,
-                    content: vec![call],
-                }),
-            }
-            Ok(())
+            push_call(obj, at, arguments, req)
         }
-        "function_call_output" => {
+        // A custom tool is carried as a function with one string parameter, `input`.
+        "custom_tool_call" => {
+            let input = required_str(obj, "input", at)?;
+            let arguments = ToolArguments::Text(json!({ CUSTOM_INPUT: input }).to_string());
+            push_call(obj, at, arguments, req)
+        }
+        "function_call_output" | "custom_tool_call_output" => {
             let output_at = at.field("output");
             let content = match required(obj, "output", at)? {
                 Value::String(s) => vec![ContentPart::Text(s.clone())],
@@ -212,9 +205,32 @@ fn parse_item(value: &Value, at: &Loc, req: &mut ChatRequest) -> Result<(), Tran
         "reasoning" => Ok(()),
         other => Err(at.field("type").error(format!(
             "input item type `{other}` cannot be translated (message, function_call, \
-             function_call_output and reasoning can)"
+             function_call_output, custom_tool_call, custom_tool_call_output and reasoning can)"
         ))),
     }
+}
+
+/// A tool call item (`function_call`, `custom_tool_call`) as an assistant tool call.
+fn push_call(
+    obj: &Map<String, Value>,
+    at: &Loc,
+    arguments: ToolArguments,
+    req: &mut ChatRequest,
+) -> Result<(), TranslateError> {
+    let call = ContentPart::ToolCall(ToolCall {
+        id: required_str(obj, "call_id", at)?.to_string(),
+        name: required_str(obj, "name", at)?.to_string(),
+        arguments,
+    });
+    // Calls made in one turn belong to one assistant message.
+    match req.messages.last_mut() {
+        Some(last) if last.role == Role::Assistant => last.content.push(call),
+        _ => req.messages.push(Message {
+            role: Role::Assistant,
+            content: vec![call],
+        }),
+    }
+    Ok(())
 }
 
 fn parse_message(
@@ -288,10 +304,13 @@ fn parse_content(value: &Value, at: &Loc) -> Result<Vec<ContentPart>, TranslateE
 fn parse_tool(value: &Value, at: &Loc) -> Result<ToolDefinition, TranslateError> {
     let obj = as_object(value, at)?;
     let kind = required_str(obj, "type", at)?;
+    if kind == "custom" {
+        return parse_custom_tool(obj, at);
+    }
     if kind != "function" {
         return Err(at.field("type").error(format!(
             "tool type `{kind}` is a built-in tool the provider would have to run; only \
-             `function` tools can be carried"
+             `function` and `custom` tools can be carried"
         )));
     }
     let parameters = match optional(obj, "parameters") {
@@ -309,6 +328,80 @@ fn parse_tool(value: &Value, at: &Loc) -> Result<ToolDefinition, TranslateError>
     })
 }
 
+/// The one parameter of the function a custom tool becomes: the tool's freeform input.
+pub(crate) const CUSTOM_INPUT: &str = "input";
+
+/// A custom (freeform) tool, such as Codex CLI's `apply_patch`, as a function with one
+/// required string parameter, `input`. Chat Completions providers have no freeform tools
+/// and no grammar-constrained arguments, so the tool's format (a Lark or regex grammar, or
+/// plain text) goes into the function's description, where the model can read what text
+/// the tool expects; nothing enforces it. Calls of it are given back to the client as
+/// `custom_tool_call` items (see [`custom_tool_names`]).
+fn parse_custom_tool(obj: &Map<String, Value>, at: &Loc) -> Result<ToolDefinition, TranslateError> {
+    let mut description = optional_str(obj, "description", at)?
+        .unwrap_or_default()
+        .to_string();
+    let format_at = at.field("format");
+    let format = match optional(obj, "format") {
+        Some(Value::Null) | None => None,
+        Some(format) => Some(as_object(format, &format_at)?),
+    };
+    let note = match format {
+        None => None,
+        Some(f) => match required_str(f, "type", &format_at)? {
+            "text" => None,
+            "grammar" => {
+                let syntax = optional_str(f, "syntax", &format_at)?.unwrap_or("lark");
+                let definition = required_str(f, "definition", &format_at)?;
+                Some(format!(
+                    "The `{CUSTOM_INPUT}` text must match this {syntax} grammar:\n{definition}"
+                ))
+            }
+            other => {
+                return Err(format_at
+                    .field("type")
+                    .error(format!("unknown custom tool format `{other}`")))
+            }
+        },
+    };
+    let note = note.unwrap_or_else(|| {
+        format!("The `{CUSTOM_INPUT}` is free-form text, passed to the tool as it is.")
+    });
+    if !description.is_empty() {
+        description.push_str("\n\n");
+    }
+    description.push_str(&note);
+    Ok(ToolDefinition {
+        name: required_str(obj, "name", at)?.to_string(),
+        description: Some(description),
+        parameters: json!({
+            "type": "object",
+            "properties": {
+                CUSTOM_INPUT: {
+                    "type": "string",
+                    "description": "The tool's whole input as raw text (not JSON).",
+                },
+            },
+            "required": [CUSTOM_INPUT],
+        }),
+        strict: None,
+    })
+}
+
+/// The names of the request's custom tools, whose calls the answer must give back as
+/// `custom_tool_call` items rather than `function_call`s. Empty for most requests.
+pub fn custom_tool_names(body: &Value) -> Vec<String> {
+    let Some(tools) = body.get("tools").and_then(Value::as_array) else {
+        return Vec::new();
+    };
+    tools
+        .iter()
+        .filter(|t| t.get("type").and_then(Value::as_str) == Some("custom"))
+        .filter_map(|t| t.get("name").and_then(Value::as_str))
+        .map(str::to_string)
+        .collect()
+}
+
 fn parse_tool_choice(value: &Value, at: &Loc) -> Result<ToolChoice, TranslateError> {
     if let Value::String(mode) = value {
         return match mode.as_str() {
@@ -323,9 +416,77 @@ fn parse_tool_choice(value: &Value, at: &Loc) -> Result<ToolChoice, TranslateErr
     let obj = as_object(value, at)?;
     match required_str(obj, "type", at)? {
         // Responses names the function at the top level, unlike Chat Completions.
-        "function" => Ok(ToolChoice::Tool(required_str(obj, "name", at)?.to_string())),
+        "function" | "custom" => Ok(ToolChoice::Tool(required_str(obj, "name", at)?.to_string())),
         other => Err(at.field("type").error(format!(
-            "tool_choice type `{other}` cannot be translated (only `function`)"
+            "tool_choice type `{other}` cannot be translated (only `function` and `custom`)"
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::translate::openai::request_to_openai;
+
+    #[test]
+    fn custom_tools_and_their_calls_become_functions_with_an_input_string() {
+        let body = json!({
+            "model": "gpt-5.5",
+            "tools": [
+                {"type": "custom", "name": "apply_patch", "description": "Edit files.",
+                 "format": {"type": "grammar", "syntax": "lark", "definition": "start: \"*** Begin Patch\""}},
+                {"type": "custom", "name": "note", "format": {"type": "text"}},
+                {"type": "function", "name": "shell", "parameters": {"type": "object"}},
+            ],
+            "tool_choice": {"type": "custom", "name": "apply_patch"},
+            "input": [
+                {"role": "user", "content": "fix it"},
+                {"type": "custom_tool_call", "call_id": "c1", "name": "apply_patch",
+                 "input": "*** Begin Patch\n*** End Patch"},
+                {"type": "custom_tool_call_output", "call_id": "c1", "output": "Done!"},
+            ],
+        });
+        let out = request_to_openai(&request_from_responses(&body).unwrap()).unwrap();
+        let patch = &out["tools"][0]["function"];
+        assert_eq!(patch["name"], "apply_patch");
+        assert_eq!(
+            patch["parameters"],
+            json!({"type": "object", "properties": {"input": {"type": "string",
+                "description": "The tool's whole input as raw text (not JSON)."}},
+                "required": ["input"]})
+        );
+        let description = patch["description"].as_str().unwrap();
+        assert!(description.starts_with("Edit files."), "{description}");
+        assert!(description.contains("lark grammar:\nstart: \"*** Begin Patch\""));
+        let note = out["tools"][1]["function"]["description"].as_str().unwrap();
+        assert!(note.contains("free-form text"), "{note}");
+        assert_eq!(out["tools"][2]["function"]["name"], "shell");
+        assert_eq!(
+            out["tool_choice"],
+            json!({"type": "function", "function": {"name": "apply_patch"}})
+        );
+        let call = &out["messages"][1]["tool_calls"][0];
+        assert_eq!(out["messages"][1]["role"], "assistant");
+        assert_eq!(call["id"], "c1");
+        assert_eq!(call["function"]["name"], "apply_patch");
+        let arguments: Value =
+            serde_json::from_str(call["function"]["arguments"].as_str().unwrap()).unwrap();
+        assert_eq!(
+            arguments,
+            json!({"input": "*** Begin Patch\n*** End Patch"})
+        );
+        assert_eq!(
+            out["messages"][2],
+            json!({"role": "tool", "tool_call_id": "c1", "content": "Done!"})
+        );
+        assert_eq!(custom_tool_names(&body), ["apply_patch", "note"]);
+    }
+
+    #[test]
+    fn built_in_tools_are_still_refused() {
+        let body = json!({"model": "m", "input": "hi", "tools": [{"type": "web_search"}]});
+        let err = request_from_responses(&body).unwrap_err().to_string();
+        assert!(err.contains("`web_search`"), "{err}");
+        assert!(custom_tool_names(&body).is_empty());
     }
 }

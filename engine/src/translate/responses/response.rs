@@ -47,8 +47,13 @@ pub fn response_id(upstream_id: &str) -> String {
     }
 }
 
-/// A whole Responses object for `resp`.
-pub fn response_to_responses(resp: &ChatResponse, created_at: u64) -> Value {
+/// A whole Responses object for `resp`. Calls of the tools named in `custom_tools` (the
+/// request's custom tools, see [`super::custom_tool_names`]) are `custom_tool_call` items.
+pub fn response_to_responses(
+    resp: &ChatResponse,
+    created_at: u64,
+    custom_tools: &[String],
+) -> Value {
     let id = response_id(&resp.id);
     let (status, reason) = ResponseStatus::of(resp.finish_reason.as_ref());
     let mut output = Vec::new();
@@ -71,6 +76,15 @@ pub fn response_to_responses(resp: &ChatResponse, created_at: u64) -> Value {
     }
     for (n, part) in resp.content.iter().enumerate() {
         if let ContentPart::ToolCall(call) = part {
+            if custom_tools.contains(&call.name) {
+                output.push(custom_tool_call_item(
+                    &format!("ctc_{}_{n}", strip(&id)),
+                    &call.id,
+                    &call.name,
+                    &custom_input(&call.arguments.to_json_string()),
+                ));
+                continue;
+            }
             output.push(function_call_item(
                 &format!("fc_{}_{n}", strip(&id)),
                 &call.id,
@@ -125,6 +139,29 @@ pub(crate) fn function_call_item(
     })
 }
 
+pub(crate) fn custom_tool_call_item(id: &str, call_id: &str, name: &str, input: &str) -> Value {
+    json!({
+        "type": "custom_tool_call",
+        "id": id,
+        "call_id": call_id,
+        "name": name,
+        "input": input,
+    })
+}
+
+/// A custom tool's input from the arguments of the function it was carried as: the string
+/// `input` of the arguments object, or the arguments text as it is when the model wrote
+/// something else.
+pub(crate) fn custom_input(arguments: &str) -> String {
+    match serde_json::from_str::<Value>(arguments) {
+        Ok(Value::Object(mut map)) => match map.remove(super::request::CUSTOM_INPUT) {
+            Some(Value::String(input)) => input,
+            _ => arguments.to_string(),
+        },
+        _ => arguments.to_string(),
+    }
+}
+
 /// The `response` object around `output`. The request's echo fields (tools, tool_choice,
 /// instructions) are not repeated: the gateway answers from the provider's answer alone, and
 /// the SDKs do not read them back.
@@ -160,4 +197,47 @@ pub(crate) fn usage_json(u: &Usage) -> Value {
         "output_tokens_details": {"reasoning_tokens": 0},
         "total_tokens": u.input_tokens + u.output_tokens,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::translate::ir::{ToolArguments, ToolCall};
+
+    fn call(name: &str, arguments: &str) -> ContentPart {
+        ContentPart::ToolCall(ToolCall {
+            id: format!("call_{name}"),
+            name: name.into(),
+            arguments: ToolArguments::Text(arguments.into()),
+        })
+    }
+
+    #[test]
+    fn calls_of_custom_tools_are_custom_tool_calls() {
+        let resp = ChatResponse {
+            id: "c9".into(),
+            model: "m".into(),
+            content: vec![
+                call("apply_patch", r#"{"input":"*** Begin Patch"}"#),
+                call("shell", r#"{"cmd":"ls"}"#),
+                call("note", r#"{"text":"x"}"#),
+            ],
+            finish_reason: Some(FinishReason::ToolCalls),
+            ..ChatResponse::default()
+        };
+        let custom = ["apply_patch".to_string(), "note".to_string()];
+        let out = response_to_responses(&resp, 7, &custom);
+        assert_eq!(
+            out["output"][0],
+            json!({"type": "custom_tool_call", "id": "ctc_c9_0", "call_id": "call_apply_patch",
+                   "name": "apply_patch", "input": "*** Begin Patch"})
+        );
+        assert_eq!(out["output"][1]["type"], "function_call");
+        assert_eq!(out["output"][1]["arguments"], r#"{"cmd":"ls"}"#);
+        // Arguments without a string `input` are passed on as they are.
+        assert_eq!(out["output"][2]["type"], "custom_tool_call");
+        assert_eq!(out["output"][2]["input"], r#"{"text":"x"}"#);
+        let plain = response_to_responses(&resp, 7, &[]);
+        assert_eq!(plain["output"][0]["type"], "function_call");
+    }
 }

@@ -10,8 +10,8 @@ use serde_json::{json, Value};
 use super::{write_sse_json, FinishReason, StreamEvent, Usage};
 use crate::translate::ir;
 use crate::translate::responses::{
-    envelope, function_call_item, message_item, output_text, response_id, usage_json,
-    ResponseStatus,
+    custom_input, custom_tool_call_item, envelope, function_call_item, message_item, output_text,
+    response_id, usage_json, ResponseStatus,
 };
 
 /// A message item still receiving text.
@@ -33,6 +33,10 @@ struct OpenCall {
     call_id: String,
     name: String,
     arguments: String,
+    /// A call of one of the request's custom tools: its arguments are kept until the call
+    /// ends and then sent as one `input` delta (the `input` string inside the JSON cannot be
+    /// cut out of partial arguments reliably).
+    custom: bool,
 }
 
 #[derive(Debug, Default)]
@@ -51,6 +55,8 @@ pub struct ResponsesEncoder {
     finish: Option<FinishReason>,
     usage: Usage,
     ended: bool,
+    /// The request's custom tools, whose calls are `custom_tool_call` items.
+    custom_tools: Vec<String>,
 }
 
 impl ResponsesEncoder {
@@ -59,6 +65,11 @@ impl ResponsesEncoder {
             created_at: u64::try_from(created_at).unwrap_or(0),
             ..Self::default()
         }
+    }
+
+    /// Calls of the tools named in `names` become `custom_tool_call` items.
+    pub fn set_custom_tools(&mut self, names: Vec<String>) {
+        self.custom_tools = names;
     }
 
     /// True once the final event or an error has been written; later events are ignored.
@@ -118,8 +129,16 @@ impl ResponsesEncoder {
                 self.start(out);
                 self.close_text(out);
                 let output_index = self.next_index();
-                let item_id = format!("fc_{}_{output_index}", self.bare_id());
-                let item = function_call_item(&item_id, id, name, "", "in_progress");
+                let custom = self.custom_tools.contains(name);
+                let (item_id, item) = if custom {
+                    let item_id = format!("ctc_{}_{output_index}", self.bare_id());
+                    let item = custom_tool_call_item(&item_id, id, name, "");
+                    (item_id, item)
+                } else {
+                    let item_id = format!("fc_{}_{output_index}", self.bare_id());
+                    let item = function_call_item(&item_id, id, name, "", "in_progress");
+                    (item_id, item)
+                };
                 self.emit(
                     out,
                     "response.output_item.added",
@@ -132,6 +151,7 @@ impl ResponsesEncoder {
                     call_id: id.clone(),
                     name: name.clone(),
                     arguments: String::new(),
+                    custom,
                 });
             }
             StreamEvent::ToolArgumentsDelta {
@@ -142,10 +162,12 @@ impl ResponsesEncoder {
                     .calls
                     .iter_mut()
                     .find(|c| c.index == *index && !json_fragment.is_empty())
-                    .map(|call| {
+                    .and_then(|call| {
                         call.arguments.push_str(json_fragment);
-                        json!({"item_id": call.item_id, "output_index": call.output_index,
-                            "delta": json_fragment})
+                        (!call.custom).then(|| {
+                            json!({"item_id": call.item_id, "output_index": call.output_index,
+                                "delta": json_fragment})
+                        })
                     });
                 if let Some(payload) = payload {
                     self.emit(out, "response.function_call_arguments.delta", payload);
@@ -254,6 +276,10 @@ impl ResponsesEncoder {
     /// Ends every open function-call item, in the order they were opened.
     fn close_calls(&mut self, out: &mut Vec<u8>) {
         for call in std::mem::take(&mut self.calls) {
+            if call.custom {
+                self.close_custom_call(out, call);
+                continue;
+            }
             self.emit(
                 out,
                 "response.function_call_arguments.done",
@@ -274,6 +300,32 @@ impl ResponsesEncoder {
             );
             self.done_items.push((call.output_index, item));
         }
+    }
+
+    /// Ends a custom tool call: its whole input as one delta, then the `.done` events.
+    fn close_custom_call(&mut self, out: &mut Vec<u8>, call: OpenCall) {
+        let input = custom_input(&call.arguments);
+        if !input.is_empty() {
+            self.emit(
+                out,
+                "response.custom_tool_call_input.delta",
+                json!({"item_id": call.item_id, "output_index": call.output_index,
+                       "delta": input}),
+            );
+        }
+        self.emit(
+            out,
+            "response.custom_tool_call_input.done",
+            json!({"item_id": call.item_id, "output_index": call.output_index,
+                   "input": input}),
+        );
+        let item = custom_tool_call_item(&call.item_id, &call.call_id, &call.name, &input);
+        self.emit(
+            out,
+            "response.output_item.done",
+            json!({"output_index": call.output_index, "item": item}),
+        );
+        self.done_items.push((call.output_index, item));
     }
 
     fn response(&self, status: ResponseStatus, reason: Option<&str>) -> Value {
@@ -312,5 +364,84 @@ impl ResponsesEncoder {
         }
         self.sequence += 1;
         write_sse_json(out, Some(kind), &payload);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The (type, payload) of every event written.
+    fn events(out: &[u8]) -> Vec<(String, Value)> {
+        String::from_utf8_lossy(out)
+            .lines()
+            .filter_map(|l| l.strip_prefix("data: "))
+            .map(|d| serde_json::from_str::<Value>(d).unwrap())
+            .map(|v| (v["type"].as_str().unwrap().to_string(), v))
+            .collect()
+    }
+
+    #[test]
+    fn a_custom_tool_call_streams_its_input() {
+        let mut encoder = ResponsesEncoder::new(7);
+        encoder.set_custom_tools(vec!["apply_patch".into()]);
+        let mut out = Vec::new();
+        for event in [
+            StreamEvent::Start {
+                id: "c1".into(),
+                model: "m".into(),
+            },
+            StreamEvent::ToolCallStart {
+                index: 0,
+                id: "call_1".into(),
+                name: "apply_patch".into(),
+            },
+            StreamEvent::ToolArgumentsDelta {
+                index: 0,
+                json_fragment: r#"{"input":"*** Begin"#.into(),
+            },
+            StreamEvent::ToolArgumentsDelta {
+                index: 0,
+                json_fragment: r#" Patch\n"}"#.into(),
+            },
+            StreamEvent::Finish {
+                reason: FinishReason::ToolCalls,
+            },
+            StreamEvent::Done,
+        ] {
+            encoder.encode(&event, &mut out);
+        }
+        let events = events(&out);
+        let kinds: Vec<&str> = events.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            kinds,
+            [
+                "response.created",
+                "response.in_progress",
+                "response.output_item.added",
+                "response.custom_tool_call_input.delta",
+                "response.custom_tool_call_input.done",
+                "response.output_item.done",
+                "response.completed",
+            ]
+        );
+        let item = json!({"type": "custom_tool_call", "id": "ctc_c1_0", "call_id": "call_1",
+                          "name": "apply_patch", "input": "*** Begin Patch\n"});
+        let mut added = item.clone();
+        added["input"] = "".into();
+        assert_eq!(events[2].1["item"], added);
+        assert_eq!(events[2].1["output_index"], 0);
+        let delta = &events[3].1;
+        assert_eq!(
+            (&delta["item_id"], &delta["output_index"], &delta["delta"]),
+            (&json!("ctc_c1_0"), &json!(0), &json!("*** Begin Patch\n"))
+        );
+        let done = &events[4].1;
+        assert_eq!(
+            (&done["item_id"], &done["output_index"], &done["input"]),
+            (&json!("ctc_c1_0"), &json!(0), &json!("*** Begin Patch\n"))
+        );
+        assert_eq!(events[5].1["item"], item);
+        assert_eq!(events[6].1["response"]["output"], json!([item]));
     }
 }

@@ -137,6 +137,14 @@ impl StreamTranslator {
         )
     }
 
+    /// Calls of the tools named in `names` are given to a Responses client as
+    /// `custom_tool_call` items; other client formats have no such items.
+    pub fn set_custom_tools(&mut self, names: Vec<String>) {
+        if let Encoder::Responses(encoder) = &mut self.encoder {
+            encoder.set_custom_tools(names);
+        }
+    }
+
     /// A translator from `upstream` to `client`, or an error when `client` has no encoder.
     pub fn try_new(
         upstream: WireFormat,
