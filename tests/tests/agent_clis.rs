@@ -388,6 +388,11 @@ fn claude_code_reaches_an_openai_provider() {
 
 /// Runs `codex exec PROMPT` with the CLIENTS.md config and environment.
 fn codex(gw: &Gateway, prompt: &str) -> Run {
+    codex_with(gw, prompt, &[])
+}
+
+/// `codex exec` with `extra` options before the prompt.
+fn codex_with(gw: &Gateway, prompt: &str, extra: &[&str]) -> Run {
     node_modules();
     let script = npm_bin_script(CODEX);
     let home = tempfile::tempdir().expect("temp HOME");
@@ -416,8 +421,11 @@ fn codex(gw: &Gateway, prompt: &str) -> Run {
             "remote_plugin",
             "--disable",
             "apps",
-            prompt,
-        ],
+        ]
+        .into_iter()
+        .chain(extra.iter().copied())
+        .chain([prompt])
+        .collect::<Vec<_>>(),
         home.path(),
         &env,
     );
@@ -460,6 +468,32 @@ fn codex_cli_reaches_an_openai_provider() {
         assert!(body.get(field).is_none(), "`{field}` was forwarded: {body}");
     }
 
+    assert_governed(&gw, 1, "responses");
+}
+
+/// Codex CLI on a model it knows sends `apply_patch` as a freeform custom tool: the provider
+/// gets it as a function taking the patch text as `input`, and the run succeeds.
+#[test]
+fn codex_cli_on_a_model_it_knows_sends_its_custom_tool_through() {
+    let mock = mock_for("openai_compatible");
+    let gw = Gateway::start(&config(&mock, "openai_compatible", ""));
+    codex_with(&gw, "Say hello from Codex", &["-c", "model=\"gpt-5.5\""]);
+
+    let calls = provider_calls(&mock, "authorization", &format!("Bearer {PROVIDER_KEY}"));
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    let body = recorded_body(&calls[0]);
+    assert_eq!(body["model"], "gpt-5.5");
+    let tools = body["tools"].as_array().expect("tools");
+    let patch = tools
+        .iter()
+        .find(|t| t["function"]["name"] == "apply_patch")
+        .unwrap_or_else(|| panic!("apply_patch among the tools: {tools:?}"));
+    assert_eq!(patch["type"], "function");
+    let params = &patch["function"]["parameters"];
+    assert_eq!(params["properties"]["input"]["type"], "string", "{patch}");
+    // Its grammar, which a function cannot enforce, is in the description for the model.
+    let description = patch["function"]["description"].as_str().unwrap_or("");
+    assert!(description.contains("grammar"), "{patch}");
     assert_governed(&gw, 1, "responses");
 }
 
