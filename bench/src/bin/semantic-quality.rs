@@ -215,17 +215,23 @@ fn percent(r: f64) -> String {
     format!("{:.1} %", r * 100.0)
 }
 
+/// The hit and false-hit rates with their counts: "41.8 % (82/196)", "22.5 % (39/173)".
+fn rate_cells(r: &Rates) -> [String; 2] {
+    [
+        format!("{} ({}/{})", percent(r.hit_rate()), r.hits, r.same),
+        format!(
+            "{} ({}/{})",
+            percent(r.false_hit_rate()),
+            r.false_hits,
+            r.different
+        ),
+    ]
+}
+
 /// "hit rate 41.8 % (82/196), false-hit rate 22.5 % (39/173)"
 fn rates_text(r: &Rates) -> String {
-    format!(
-        "hit rate {} ({}/{}), false-hit rate {} ({}/{})",
-        percent(r.hit_rate()),
-        r.hits,
-        r.same,
-        percent(r.false_hit_rate()),
-        r.false_hits,
-        r.different
-    )
+    let [hit, false_hit] = rate_cells(r);
+    format!("hit rate {hit}, false-hit rate {false_hit}")
 }
 
 fn print_report(args: &Args, pairs: &[Pair], sims: &[f32], m: &Measured) {
@@ -244,16 +250,8 @@ fn print_report(args: &Args, pairs: &[Pair], sims: &[f32], m: &Measured) {
     );
     println!("\n| threshold | hit rate | false-hit rate |\n|---:|---:|---:|");
     for r in &m.sweep {
-        println!(
-            "| {:.2} | {} ({}/{}) | {} ({}/{}) |",
-            r.threshold,
-            percent(r.hit_rate()),
-            r.hits,
-            r.same,
-            percent(r.false_hit_rate()),
-            r.false_hits,
-            r.different
-        );
+        let [hit, false_hit] = rate_cells(r);
+        println!("| {:.2} | {hit} | {false_hit} |", r.threshold);
     }
     // The pairs on the wrong side of the threshold, closest to it first.
     for (label, title) in [
