@@ -2,7 +2,8 @@
 //! `/model/{id}/converse` (or `/converse-stream`, answered in AWS's binary event-stream
 //! framing), each attempt signed with SigV4 for the configured region — checked here against
 //! botocore's own signer — or sent with a Bedrock API key; answers, streams, tool calls, usage
-//! and AWS errors come back in the client's format.
+//! and AWS errors come back in the client's format. Embeddings reach Titan and Cohere models
+//! through InvokeModel (`/model/{id}/invoke`).
 
 use serde_json::{json, Value};
 use tollgate_e2e::{post_json, python_json, recorded_body, Gateway, Mock};
@@ -281,16 +282,137 @@ virtual_keys:
         "Bearer ABSKbedrockapikey"
     );
     assert!(seen[1]["headers"].get("x-amz-date").is_none());
+}
 
-    // Bedrock's embedding models take InvokeModel, not Converse: refused before anything is
-    // sent, saying so.
-    let r = post_json(
-        &format!("{}/v1/embeddings", gw.url),
-        &auth,
-        &json!({"model": "amazon.titan-embed-text-v2:0", "input": "hi"}),
+const TITAN: &str = "amazon.titan-embed-text-v2:0";
+const COHERE: &str = "cohere.embed-english-v3";
+
+#[test]
+fn openai_sdk_embeds_with_titan_and_cohere_through_invoke_model_signed_and_charged() {
+    let mock = Mock::start(&["--format", "bedrock"]);
+    let gw = Gateway::start(&config(&mock));
+    // Long, repetitive texts: the mock's token count (4 characters a token) is then far from
+    // the gateway's own estimate, so the usage shows whose count was taken.
+    let got = sdk(
+        &gw,
+        &format!(
+            r#"
+import base64, struct
+long_a, long_b = "tollgate " * 40, "embedding " * 30
+t = client.embeddings.create(model="{TITAN}", input=long_a, dimensions=256, encoding_format="float")
+raw = client.embeddings.with_raw_response.create(model="{TITAN}", input=[long_a], dimensions=256)
+b64 = json.loads(raw.text)["data"][0]["embedding"]
+c = client.embeddings.create(model="{COHERE}", input=[long_a, long_b, long_a], encoding_format="float")
+q = client.embeddings.create(model="{COHERE}", input=long_b, extra_body={{"input_type": "search_query"}})
+try:
+    client.embeddings.create(model="{TITAN}", input=["one", "two"])
+    refused = None
+except openai.BadRequestError as e:
+    refused = {{"status": e.status_code, "body": e.body}}
+print(json.dumps({{"titan": t.data[0].embedding, "titan_usage": t.usage.model_dump(),
+    "titan_b64": list(struct.unpack("<256f", base64.b64decode(b64))),
+    "cohere": [d.embedding for d in c.data], "cohere_indexes": [d.index for d in c.data],
+    "cohere_usage": c.usage.model_dump(), "query_len": len(q.data[0].embedding),
+    "query_usage": q.usage.model_dump(), "model": t.model, "refused": refused}}))
+"#
+        ),
     );
+    let titan: Vec<f64> = serde_json::from_value(got["titan"].clone()).unwrap();
+    assert_eq!(titan.len(), 256, "Titan's own dimensions were asked for");
+    let norm: f64 = titan.iter().map(|x| x * x).sum::<f64>().sqrt();
+    assert!((norm - 1.0).abs() < 1e-3, "{norm}");
+    let b64: Vec<f64> = serde_json::from_value(got["titan_b64"].clone()).unwrap();
+    assert!(titan.iter().zip(&b64).all(|(x, y)| (x - y).abs() < 1e-6));
+    assert_eq!(got["model"], TITAN);
+    // Titan counts the input's tokens in its answer: 360 characters, 90 by the mock's rule.
+    assert_eq!(got["titan_usage"]["prompt_tokens"], 90, "{got}");
+    let cohere: Vec<Vec<f64>> = serde_json::from_value(got["cohere"].clone()).unwrap();
+    assert_eq!(cohere.len(), 3);
+    assert_eq!(got["cohere_indexes"], json!([0, 1, 2]));
+    assert_eq!(cohere[0], cohere[2], "equal texts embed equally, in order");
+    assert_ne!(cohere[0], cohere[1]);
+    assert_eq!(cohere[0].len(), 1024);
+    // Cohere's count comes in Bedrock's header: (360 + 300 + 360) / 4.
+    assert_eq!(got["cohere_usage"]["prompt_tokens"], 255, "{got}");
+    assert_eq!(got["query_len"], 1024);
+    assert_eq!(got["query_usage"]["prompt_tokens"], 75, "{got}");
+    // Several texts for Titan, which embeds one per call: the client's error, nothing sent.
+    assert_eq!(got["refused"]["status"], 400, "{got}");
+    let message = got["refused"]["body"]["message"].as_str().unwrap();
+    assert!(message.contains("one text per call"), "{message}");
+
+    let seen = mock.requests();
+    assert_eq!(seen.len(), 4, "the refused request never reached Bedrock");
+    let titan_path = "/model/amazon.titan-embed-text-v2%3A0/invoke";
+    assert_eq!(seen[0]["path"], titan_path);
+    assert_eq!(seen[1]["path"], titan_path);
+    assert_eq!(seen[2]["path"], format!("/model/{COHERE}/invoke"));
+    let long_a = "tollgate ".repeat(40);
+    let long_b = "embedding ".repeat(30);
+    assert_eq!(
+        recorded_body(&seen[0]),
+        json!({"inputText": long_a, "dimensions": 256})
+    );
+    assert_eq!(
+        recorded_body(&seen[2]),
+        json!({"texts": [long_a, long_b, long_a], "input_type": "search_document"})
+    );
+    assert_eq!(
+        recorded_body(&seen[3]),
+        json!({"texts": [long_b], "input_type": "search_query"})
+    );
+    for request in &seen {
+        let (gateway, botocore) = botocore_signature(&mock, request);
+        assert!(
+            gateway.ends_with(&format!("Signature={botocore}")),
+            "botocore signs the same request as {botocore}, the gateway sent {gateway}"
+        );
+        assert!(!request.to_string().contains(VK));
+    }
+
+    // The reported tokens are what the key is charged, at the built-in Bedrock prices
+    // (Titan v2 $0.02, Cohere v3 $0.10 per 1M input tokens), each call in whole micro-dollars
+    // rounded up.
+    assert_eq!(
+        gw.used("virtual_key:vk-b", "tokens"),
+        json!(90 + 90 + 255 + 75)
+    );
+    let spent = gw.used("virtual_key:vk-b", "budget_usd").as_f64().unwrap();
+    let micros: f64 = [(90.0, 0.02), (90.0, 0.02), (255.0, 0.10), (75.0, 0.10)]
+        .iter()
+        .map(|(tokens, price)| f64::ceil(tokens * price))
+        .sum();
+    assert!(
+        (spent - micros / 1e6).abs() < 1e-12,
+        "{spent} vs {micros} µ$"
+    );
+}
+
+#[test]
+fn bedrock_embedding_errors_and_unknown_models_reach_the_client_in_openai_shape() {
+    let mock = Mock::start(&["--format", "bedrock"]);
+    let gw = Gateway::start(&config(&mock));
+    let auth = [("authorization", "Bearer vk-secret-bedrock")];
+    let url = format!("{}/v1/embeddings", gw.url);
+    // A model whose id names no embedding family: refused before sending, saying which are.
+    let r = post_json(&url, &auth, &json!({"model": MODEL, "input": "hi"}));
     assert_eq!(r.status, 400, "{}", r.body);
     assert_eq!(r.error_type(), "invalid_request");
-    assert!(r.body.contains("InvokeModel"), "{}", r.body);
-    assert_eq!(mock.requests().len(), 2);
+    assert!(r.body.contains("cohere.embed-"), "{}", r.body);
+    assert!(mock.requests().is_empty());
+    // A setting the model refuses comes back as Bedrock's ValidationException.
+    let r = post_json(
+        &url,
+        &auth,
+        &json!({"model": TITAN, "input": "hi", "dimensions": 100}),
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+    let error = &r.json()["error"];
+    assert_eq!(error["code"], "ValidationException", "{}", r.body);
+    assert!(
+        error["message"].as_str().unwrap().contains("dimensions"),
+        "{}",
+        r.body
+    );
+    assert_eq!(mock.requests().len(), 1);
 }

@@ -108,6 +108,17 @@ fn bedrock_provider_signs_for_its_region_and_puts_the_model_in_the_url() {
         "https://bedrock-runtime.eu-west-3.amazonaws.com/model/anthropic.claude-3-5-sonnet-20240620-v1%3A0/converse"
     );
     assert!(url(true).ends_with("/converse-stream"));
+    // Embedding models answer InvokeModel, whether or not the client asked for a stream.
+    for stream in [false, true] {
+        let invoke = p
+            .urls
+            .for_request(true, stream, "amazon.titan-embed-text-v2:0")
+            .unwrap();
+        assert_eq!(
+            invoke.path(),
+            "/model/amazon.titan-embed-text-v2%3A0/invoke"
+        );
+    }
     let signing = p.keys[0].aws.as_ref().expect("the first key signs");
     assert_eq!(&*signing.access_key_id, "AKIDEXAMPLE");
     assert_eq!(signing.session_token.as_deref(), Some("tok"));

@@ -177,7 +177,8 @@ pub enum ProviderUrls {
         /// Deployment by model; a model not listed is its own deployment name.
         deployments: rustc_hash::FxHashMap<Box<str>, Box<str>>,
     },
-    /// `{base}/model/{model id}/converse` (`/converse-stream` for a stream).
+    /// `{base}/model/{model id}/converse` (`/converse-stream` for a stream), `/invoke` for
+    /// embeddings.
     Bedrock {
         /// Without a trailing `/`, checked to be an http(s) URL at compile time.
         base: Box<str>,
@@ -239,7 +240,12 @@ impl ProviderUrls {
                     return Err("an empty model id cannot name a Bedrock model".into());
                 }
                 // The id is percent-encoded into one path segment, so any id is safe.
-                let path = crate::translate::bedrock::converse_path(model, stream);
+                // Embedding models answer InvokeModel only, never streamed.
+                let path = if embeddings {
+                    crate::translate::bedrock::invoke_path(model)
+                } else {
+                    crate::translate::bedrock::converse_path(model, stream)
+                };
                 format!("{base}{path}")
                     .parse()
                     .map_err(|e| format!("bad Bedrock URL for model `{model}`: {e}"))

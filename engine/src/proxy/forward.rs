@@ -626,10 +626,11 @@ async fn serve_route<'p>(
         } else if status.is_success() {
             let created = u64::try_from(now).unwrap_or(0);
             let answer = if matches!(endpoint, Endpoint::Embeddings) {
-                // (Only Gemini gets this far.) It counts no embedding tokens: the answer
+                // (Gemini or Bedrock.) Where the provider counts no tokens, the answer
                 // carries the gateway's estimate, which is then settled like reported usage.
-                let tokens = view.estimated_prompt_tokens();
-                translated::openai_embeddings_answer(&bytes, body, route.model, tokens)
+                let estimate = view.estimated_prompt_tokens();
+                let answer = (&bytes[..], &up_parts.headers);
+                translated::openai_embeddings_answer(foreign, answer, body, route.model, estimate)
             } else {
                 translated::openai_answer(foreign, &bytes, created, (&answer_id, route.model))
             };

@@ -48,6 +48,7 @@ pub fn body_for(
     if matches!(endpoint, Endpoint::Embeddings) {
         return match provider.wire {
             ProviderWire::Gemini => translated::gemini_embeddings_request(body, model),
+            ProviderWire::Bedrock => translated::bedrock_embeddings_request(body, model),
             _ => Err(no_embeddings(provider)),
         };
     }
@@ -59,21 +60,14 @@ pub fn body_for(
     translated::provider_request(format, body, model, redacted_messages, default_max_tokens)
 }
 
-/// The refusal of `/v1/embeddings` routed to a provider whose API this gateway cannot ask for
-/// embeddings (Anthropic has none; Bedrock's are reached through a different API).
+/// The refusal of `/v1/embeddings` routed to a provider whose API has no embeddings
+/// (Anthropic).
 fn no_embeddings(provider: &ProviderPlan) -> ApiError {
-    let why = match provider.wire {
-        ProviderWire::Bedrock => {
-            "Bedrock's embedding models are called through InvokeModel, and this gateway \
-             speaks only Converse to Bedrock"
-        }
-        _ => "Anthropic has no embeddings API",
-    };
     ApiError::new(
         ErrorType::InvalidRequest,
         format!(
-            "provider `{}` is of kind {}, which has no embeddings endpoint here ({why}); \
-             embeddings reach providers of kind openai, openai_compatible, azure and gemini",
+            "provider `{}` is of kind {}, which has no embeddings API; embeddings reach \
+             providers of kind openai, openai_compatible, azure, gemini and bedrock",
             provider.name, provider.pricing_name
         ),
     )

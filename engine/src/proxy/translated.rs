@@ -5,10 +5,11 @@
 //! pure functions of `crate::translate`; this module only applies them to proxy bodies.
 
 use crate::error::{ApiError, ErrorType};
+use crate::translate::embeddings::Encoding;
 use crate::translate::stream::{EncoderOptions, StreamTranslator, WireFormat};
 use crate::translate::{anthropic, bedrock, gemini, openai};
 use bytes::Bytes;
-use http::StatusCode;
+use http::{HeaderMap, StatusCode};
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use serde_json::{json, Value};
@@ -67,30 +68,59 @@ fn edited_ir(
 /// redacted), and Tollgate's `fallbacks` is simply not copied. A request Gemini cannot take
 /// (token arrays) is the client's error (400), found before anything is sent.
 pub fn gemini_embeddings_request(original: &[u8], upstream_model: &str) -> Result<Bytes, ApiError> {
-    let value: Value = serde_json::from_slice(original).map_err(|e| {
-        // `parse_head` already accepted the body as JSON; a 400 is still right if this fails.
-        ApiError::new(
-            ErrorType::InvalidRequest,
-            format!("request body is not JSON: {e}"),
-        )
-    })?;
+    let value = embeddings_request_json(original)?;
     let body =
         gemini::embeddings_request_to_gemini(&value, upstream_model).map_err(translation_error)?;
     Ok(Bytes::from(body.to_string()))
 }
 
-/// A Gemini `batchEmbedContents` answer as an OpenAI embeddings list, in the encoding the
-/// client's `request` asked for. Gemini counts no tokens for embeddings: `prompt_tokens`, the
-/// gateway's own estimate of the input, is reported (and so settled) in its place. `Err`: the
-/// provider's answer is not one (the caller treats it as a provider failure).
+/// The InvokeModel body of a Bedrock embedding model for an OpenAI embeddings request, built
+/// like [`gemini_embeddings_request`]. A model of no known embedding family, or several texts
+/// for a Titan model (one per call), is the client's error (400), found before sending.
+pub fn bedrock_embeddings_request(original: &[u8], model_id: &str) -> Result<Bytes, ApiError> {
+    let value = embeddings_request_json(original)?;
+    let body =
+        bedrock::embeddings_request_to_bedrock(&value, model_id).map_err(translation_error)?;
+    Ok(Bytes::from(body.to_string()))
+}
+
+fn embeddings_request_json(original: &[u8]) -> Result<Value, ApiError> {
+    serde_json::from_slice(original).map_err(|e| {
+        // `parse_head` already accepted the body as JSON; a 400 is still right if this fails.
+        ApiError::new(
+            ErrorType::InvalidRequest,
+            format!("request body is not JSON: {e}"),
+        )
+    })
+}
+
+/// The header in which Bedrock's InvokeModel reports the input's tokens.
+const BEDROCK_INPUT_TOKENS: &str = "x-amzn-bedrock-input-token-count";
+
+/// A Gemini or Bedrock embeddings answer as an OpenAI embeddings list, in the encoding the
+/// client's `request` asked for. Usage is the tokens the provider reports (Bedrock: in its
+/// answer or a header); Gemini counts none, so `estimate`, the gateway's own estimate of the
+/// input, is reported (and so settled) in its place. `Err`: the provider's answer is not one
+/// (the caller treats it as a provider failure).
 pub fn openai_embeddings_answer(
-    body: &[u8],
+    provider: WireFormat,
+    answer: (&[u8], &HeaderMap),
     request: &[u8],
     model: &str,
-    prompt_tokens: u64,
+    estimate: u64,
 ) -> Result<Bytes, String> {
-    let encoding = gemini::Encoding::requested_by(request);
-    gemini::embeddings_response_to_openai(body, model, prompt_tokens, encoding)
+    let (body, headers) = answer;
+    let encoding = Encoding::requested_by(request);
+    let translated = match provider {
+        WireFormat::Bedrock => {
+            let reported = headers
+                .get(BEDROCK_INPUT_TOKENS)
+                .and_then(|v| v.to_str().ok()?.parse().ok());
+            bedrock::embeddings_response_to_openai(body, model, model, reported, estimate, encoding)
+        }
+        _ => gemini::embeddings_response_to_openai(body, model, estimate, encoding),
+    };
+    translated
         .map(Bytes::from)
         .map_err(|e| format!("the answer cannot be translated: {e}"))
 }
@@ -342,6 +372,49 @@ mod tests {
         assert_eq!(v["usage"]["total_tokens"], 5);
     }
 
+    fn gemini_answer(body: &[u8], request: &[u8], model: &str, n: u64) -> Result<Bytes, String> {
+        let headers = http::HeaderMap::new();
+        openai_embeddings_answer(WireFormat::Gemini, (body, &headers), request, model, n)
+    }
+
+    #[test]
+    fn embeddings_go_to_bedrock_by_model_family_and_count_the_reported_tokens() {
+        let request = br#"{"model":"alias","input":["a","b"],"fallbacks":["x"]}"#;
+        let cohere = "cohere.embed-english-v3";
+        let out = bedrock_embeddings_request(request, cohere).unwrap();
+        let v: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(
+            v,
+            json!({"texts": ["a", "b"], "input_type": "search_document"})
+        );
+        let err = bedrock_embeddings_request(request, "amazon.titan-embed-text-v2:0").unwrap_err();
+        assert_eq!(err.kind, ErrorType::InvalidRequest);
+        assert!(err.message.contains("one text per call"), "{}", err.message);
+
+        let mut headers = http::HeaderMap::new();
+        let answer = br#"{"embeddings":[[1.0],[0.5]]}"#;
+        let read = |headers: &http::HeaderMap| -> Value {
+            let out = openai_embeddings_answer(
+                WireFormat::Bedrock,
+                (answer, headers),
+                request,
+                cohere,
+                9,
+            )
+            .unwrap();
+            serde_json::from_slice(&out).unwrap()
+        };
+        assert_eq!(
+            read(&headers)["usage"]["prompt_tokens"],
+            9,
+            "no header: the estimate"
+        );
+        headers.insert(BEDROCK_INPUT_TOKENS, http::HeaderValue::from_static("4"));
+        let v = read(&headers);
+        assert_eq!(v["usage"]["prompt_tokens"], 4);
+        assert_eq!(v["data"][1]["embedding"], json!([0.5]));
+    }
+
     #[test]
     fn embeddings_go_to_gemini_as_a_batch_and_come_back_in_the_asked_encoding() {
         let request = br#"{"model":"alias","input":["a","b"],"dimensions":3,
@@ -358,19 +431,18 @@ mod tests {
 
         let answer = br#"{"embeddings":[{"values":[1.0]},{"values":[0.5]}]}"#;
         let v: Value = serde_json::from_slice(
-            &openai_embeddings_answer(answer, request, "text-embedding-004", 2).unwrap(),
+            &gemini_answer(answer, request, "text-embedding-004", 2).unwrap(),
         )
         .unwrap();
         assert_eq!(v["data"][0]["embedding"], "AACAPw==");
         assert_eq!(v["usage"]["prompt_tokens"], 2);
         let plain = br#"{"model":"m","input":"a"}"#;
         let v: Value =
-            serde_json::from_slice(&openai_embeddings_answer(answer, plain, "m", 2).unwrap())
-                .unwrap();
+            serde_json::from_slice(&gemini_answer(answer, plain, "m", 2).unwrap()).unwrap();
         assert_eq!(v["data"][1]["embedding"], json!([0.5]));
-        assert!(openai_embeddings_answer(b"{}", plain, "m", 2).is_err());
+        assert!(gemini_answer(b"{}", plain, "m", 2).is_err());
         // The settled usage is the reported estimate.
-        let bytes = openai_embeddings_answer(answer, plain, "m", 9).unwrap();
+        let bytes = gemini_answer(answer, plain, "m", 9).unwrap();
         assert_eq!(
             crate::admission::estimate::usage_of(&bytes).unwrap().prompt,
             9

@@ -4,6 +4,7 @@
 
 pub mod anthropic;
 pub mod bedrock;
+pub mod embeddings;
 pub mod gemini;
 pub mod ir;
 mod json_access;

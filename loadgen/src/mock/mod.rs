@@ -3,6 +3,7 @@
 
 mod anthropic;
 mod bedrock;
+mod bedrock_embed;
 mod body;
 mod faults;
 mod gemini;

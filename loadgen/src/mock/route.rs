@@ -18,7 +18,7 @@ use super::body::{truncate_payload, MockBody};
 use super::faults::{self, Fault};
 use super::reply::{Answer, Content};
 use super::request::{self, prompt_tokens};
-use super::{anthropic, bedrock, gemini, openai, Format, State};
+use super::{anthropic, bedrock, bedrock_embed, gemini, openai, Format, State};
 
 /// Request bodies above this are refused; mocks only ever see test prompts.
 const MAX_BODY: usize = 32 << 20;
@@ -50,6 +50,10 @@ enum Endpoint<'a> {
     Bedrock {
         stream: bool,
     },
+    /// `/model/{id}/invoke`, for embedding models (the id stays percent-encoded).
+    BedrockInvoke {
+        model: &'a str,
+    },
     Unknown,
 }
 
@@ -68,6 +72,11 @@ impl<'a> Endpoint<'a> {
             Endpoint::Bedrock { stream: false }
         } else if path.starts_with("/model/") && path.ends_with("/converse-stream") {
             Endpoint::Bedrock { stream: true }
+        } else if let Some(model) = path
+            .strip_prefix("/model/")
+            .and_then(|p| p.strip_suffix("/invoke"))
+        {
+            Endpoint::BedrockInvoke { model }
         } else if let Some((model, action)) = path
             .rfind("/models/")
             .and_then(|i| path[i + "/models/".len()..].split_once(':'))
@@ -96,7 +105,7 @@ impl<'a> Endpoint<'a> {
             Endpoint::Chat | Endpoint::Embeddings => Format::Openai,
             Endpoint::Messages | Endpoint::CountTokens => Format::Anthropic,
             Endpoint::Gemini { .. } | Endpoint::GeminiEmbed { .. } => Format::Gemini,
-            Endpoint::Bedrock { .. } => Format::Bedrock,
+            Endpoint::Bedrock { .. } | Endpoint::BedrockInvoke { .. } => Format::Bedrock,
             Endpoint::Models | Endpoint::Unknown => default,
         }
     }
@@ -376,6 +385,17 @@ fn answer(
                 whole(bedrock::converse(&a), fault)
             }
         }
+        Endpoint::BedrockInvoke { model } => match bedrock_embed::invoke(model, body) {
+            Ok(embedded) => {
+                let mut resp = whole(embedded.body, fault);
+                resp.headers_mut().insert(
+                    "x-amzn-bedrock-input-token-count",
+                    HeaderValue::from(embedded.input_tokens),
+                );
+                resp
+            }
+            Err(msg) => error(Format::Bedrock, 400, &msg),
+        },
         Endpoint::Models => {
             let list = match state.config.format {
                 Format::Openai => openai::MODELS,

@@ -11,7 +11,7 @@ mod error;
 mod request;
 mod response;
 
-pub use embeddings::{embeddings_request_to_gemini, embeddings_response_to_openai, Encoding};
+pub use embeddings::{embeddings_request_to_gemini, embeddings_response_to_openai};
 pub use error::{error_body, error_message, status_name};
 pub use request::{request_from_gemini, request_to_gemini};
 pub(crate) use response::{finish_reason, finish_reason_to_gemini, usage_to_gemini};
