@@ -465,12 +465,9 @@ async fn serve_route<'p>(
         || served.store_as.is_some()
         || outbound::has_output_guardrails(key, endpoint);
     let native = native::route(client, provider.wire, edited);
-    let upstream_body = match (native, provider.wire) {
-        (Some(client), ProviderWire::Anthropic { default_max_tokens }) => {
-            native::request_body(client, default_max_tokens, route.model)
-        }
-        (Some(client), _) => native::request_body(client, 0, route.model),
-        (None, _) => provider_request::body_for(
+    let upstream_body = match native {
+        Some(client) => native::request_body(client, provider.wire, route.model),
+        None => provider_request::body_for(
             provider,
             endpoint,
             head,

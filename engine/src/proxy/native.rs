@@ -56,9 +56,13 @@ pub fn route<'a>(
 /// the provider's `default_max_tokens`, when it has one).
 pub fn request_body(
     client: ClientBytes<'_>,
-    default_max_tokens: u64,
+    provider: ProviderWire,
     model: &str,
 ) -> Result<Bytes, ApiError> {
+    let default_max_tokens = match provider {
+        ProviderWire::Anthropic { default_max_tokens } => default_max_tokens,
+        _ => 0,
+    };
     // A Gemini request names its model in the URL, which is built from the routed model.
     if client.format != WireFormat::Anthropic {
         return Ok(client.body.clone());
@@ -154,6 +158,10 @@ mod tests {
         Bytes::from_static(body.as_bytes())
     }
 
+    fn anthropic_wire(default_max_tokens: u64) -> ProviderWire {
+        ProviderWire::Anthropic { default_max_tokens }
+    }
+
     fn client(body: &Bytes) -> ClientBytes<'_> {
         ClientBytes {
             format: WireFormat::Anthropic,
@@ -184,7 +192,7 @@ mod tests {
         let body = anthropic(
             r#"{"model":"claude-x",  "max_tokens":9,"thinking":{"type":"enabled","budget_tokens":1024},"system":[{"type":"text","text":"s","cache_control":{"type":"ephemeral"}}],"messages":[]}"#,
         );
-        let sent = request_body(client(&body), 0, "claude-x").unwrap();
+        let sent = request_body(client(&body), anthropic_wire(0), "claude-x").unwrap();
         assert_eq!(sent, body);
         assert_eq!(sent.as_ptr(), body.as_ptr(), "not even copied");
     }
@@ -194,7 +202,7 @@ mod tests {
         let body = anthropic(
             r#"{"model":"alias","fallbacks":["b"],"metadata":{"user_id":"u1"},"thinking":{"type":"enabled","budget_tokens":1024},"messages":[{"role":"user","content":"hi"}]}"#,
         );
-        let sent = request_body(client(&body), 4096, "claude-x").unwrap();
+        let sent = request_body(client(&body), anthropic_wire(4096), "claude-x").unwrap();
         let v: Value = serde_json::from_slice(&sent).unwrap();
         assert_eq!(v["model"], "claude-x");
         assert_eq!(v["max_tokens"], 4096);
@@ -203,7 +211,7 @@ mod tests {
         assert_eq!(v["thinking"]["budget_tokens"], 1024);
         assert_eq!(v["messages"][0]["content"], "hi");
         // Without a configured default the bound stays missing (Anthropic names the error).
-        let sent = request_body(client(&body), 0, "claude-x").unwrap();
+        let sent = request_body(client(&body), anthropic_wire(0), "claude-x").unwrap();
         assert!(serde_json::from_slice::<Value>(&sent)
             .unwrap()
             .get("max_tokens")
@@ -217,7 +225,10 @@ mod tests {
             format: WireFormat::Gemini,
             body: &body,
         };
-        assert_eq!(request_body(gemini, 0, "gemini-x").unwrap(), body);
+        assert_eq!(
+            request_body(gemini, ProviderWire::Gemini, "gemini-x").unwrap(),
+            body
+        );
     }
 
     #[test]
