@@ -3,7 +3,8 @@
 //! `x-goog-api-key`, and the answer comes back as Chat Completions, whole or streamed, tool
 //! calls included; usage reaches the key's counters. Embeddings go to `:batchEmbedContents`, one
 //! request per input, and come back as an OpenAI list (base64 when asked) with the gateway's
-//! estimate as usage.
+//! estimate as usage. Gemini clients' embeddings (`:embedContent`, `:batchEmbedContents`) reach
+//! OpenAI-format and Gemini providers and come back in Gemini's shape.
 
 use serde_json::{json, Value};
 use tollgate_e2e::log_traffic::all_records;
@@ -386,5 +387,243 @@ print(json.dumps(out))
     assert!(
         got["error"]["message"].as_str().unwrap().contains("key"),
         "{got}"
+    );
+}
+
+/// A gateway with an OpenAI-format embeddings provider and a Gemini one, for Gemini clients'
+/// embeddings; `vk-narrow` may use the OpenAI model only.
+fn embedding_providers(openai: &Mock, gemini: &Mock) -> String {
+    format!(
+        "providers:
+  - {{name: oai, kind: openai_compatible, base_url: {}, models: [text-embedding-3-small]}}
+  - {{name: g, kind: gemini, base_url: {}, keys: [{{key: goog-secret}}], models: [{EMBEDDING_MODEL}]}}
+virtual_keys:
+  - {{id: vk-g, key: {VK}, rate_limit: {{tokens: {{limit: 1000000, window: 1h}}}}}}
+  - {{id: vk-narrow, key: vk-narrow, models: [text-embedding-3-small]}}
+",
+        openai.base_url(),
+        gemini.url
+    )
+}
+
+const OPENAI_EMBEDDING_MODEL: &str = "text-embedding-3-small";
+
+#[test]
+fn genai_sdk_embeddings_reach_openai_and_gemini_providers_and_are_counted() {
+    let openai = Mock::start(&[]);
+    let gemini = Mock::start(&["--format", "gemini"]);
+    let gw = Gateway::start(&embedding_providers(&openai, &gemini));
+    // The SDK calls `:batchEmbedContents` (one request per content) for a Gemini API key.
+    let got = genai_sdk(
+        &gw,
+        &format!(
+            r#"
+out = {{}}
+for model in ["{OPENAI_EMBEDDING_MODEL}", "{EMBEDDING_MODEL}"]:
+    r = client.models.embed_content(model=model, contents=["a", "b", "a"])
+    sized = client.models.embed_content(model=model, contents="sized",
+        config=types.EmbedContentConfig(output_dimensionality=5, task_type="RETRIEVAL_DOCUMENT"))
+    out[model] = {{"vectors": [e.values for e in r.embeddings],
+        "sized": [len(e.values) for e in sized.embeddings]}}
+print(json.dumps(out))
+"#
+        ),
+    );
+    for model in [OPENAI_EMBEDDING_MODEL, EMBEDDING_MODEL] {
+        let vectors: Vec<Vec<f64>> = serde_json::from_value(got[model]["vectors"].clone()).unwrap();
+        assert_eq!(vectors.len(), 3, "{got}");
+        assert_eq!(vectors[0], vectors[2], "equal inputs embed equally: {got}");
+        assert_ne!(vectors[0], vectors[1], "different inputs differ: {got}");
+        let norm: f64 = vectors[1].iter().map(|x| x * x).sum::<f64>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-3, "{norm}");
+    }
+    // The OpenAI mock embeds in 8 components whatever is asked; the Gemini mock honours the size.
+    assert_eq!(got[OPENAI_EMBEDDING_MODEL]["sized"], json!([8]), "{got}");
+    assert_eq!(got[EMBEDDING_MODEL]["sized"], json!([5]), "{got}");
+
+    // The OpenAI provider got OpenAI embeddings requests: the texts in order, the size as
+    // `dimensions`, floats (no `encoding_format`), nothing Gemini-only.
+    let seen = openai.requests();
+    assert_eq!(seen.len(), 2);
+    assert!(seen[0]["path"]
+        .as_str()
+        .unwrap()
+        .ends_with("/v1/embeddings"));
+    assert_eq!(
+        recorded_body(&seen[0]),
+        json!({"model": OPENAI_EMBEDDING_MODEL, "input": ["a", "b", "a"]})
+    );
+    assert_eq!(
+        recorded_body(&seen[1]),
+        json!({"model": OPENAI_EMBEDDING_MODEL, "input": ["sized"], "dimensions": 5})
+    );
+    // The vectors the SDK got are the provider's, unchanged.
+    let direct = post_json(
+        &format!("{}/embeddings", openai.base_url()),
+        &[],
+        &json!({"model": OPENAI_EMBEDDING_MODEL, "input": ["a", "b"]}),
+    )
+    .json();
+    assert_eq!(
+        got[OPENAI_EMBEDDING_MODEL]["vectors"][1],
+        direct["data"][1]["embedding"]
+    );
+    assert_eq!(
+        got[OPENAI_EMBEDDING_MODEL]["vectors"][0],
+        direct["data"][0]["embedding"]
+    );
+
+    // The Gemini provider got `batchEmbedContents` for the URL's model.
+    let seen = gemini.requests();
+    assert_eq!(seen.len(), 2);
+    assert_eq!(
+        seen[0]["path"],
+        format!("/v1beta/models/{EMBEDDING_MODEL}:batchEmbedContents")
+    );
+    assert_eq!(seen[0]["headers"]["x-goog-api-key"], "goog-secret");
+    let body = recorded_body(&seen[0]);
+    let texts: Vec<&Value> = body["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| &r["content"]["parts"][0]["text"])
+        .collect();
+    assert_eq!(texts, [&json!("a"), &json!("b"), &json!("a")], "{body}");
+    let sized = recorded_body(&seen[1]);
+    assert_eq!(sized["requests"][0]["outputDimensionality"], 5, "{sized}");
+
+    // Each call is an embeddings request in the log, and its tokens are on the key's counter:
+    // the OpenAI provider's reported usage, the gateway's estimate for Gemini.
+    let records = all_records(&gw, "&key=vk-g", 4);
+    assert_eq!(records.len(), 4);
+    let mut total = 0;
+    for r in &records {
+        assert_eq!(r["endpoint"], "embeddings", "{r}");
+        assert_eq!(r["status"], 200, "{r}");
+        assert!(r["provider"] == "oai" || r["provider"] == "g", "{r}");
+        let prompt = r["prompt_tokens"].as_u64().unwrap();
+        assert!(prompt > 0, "{r}");
+        assert_eq!(r["completion_tokens"], 0, "{r}");
+        total += prompt;
+    }
+    assert_eq!(gw.used("virtual_key:vk-g", "tokens"), json!(total));
+}
+
+#[test]
+fn embed_content_answers_one_embedding_from_either_provider() {
+    let openai = Mock::start(&[]);
+    let gemini = Mock::start(&["--format", "gemini"]);
+    let gw = Gateway::start(&embedding_providers(&openai, &gemini));
+    let auth = [("x-goog-api-key", VK)];
+    let body = json!({"content": {"role": "user", "parts": [{"text": "hello"}, {"text": "world"}]},
+                      "outputDimensionality": 3, "taskType": "RETRIEVAL_QUERY"});
+    for (model, size) in [(OPENAI_EMBEDDING_MODEL, 8), (EMBEDDING_MODEL, 3)] {
+        let r = post_json(
+            &format!("{}/genai/v1beta/models/{model}:embedContent", gw.url),
+            &auth,
+            &body,
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+        let v = r.json();
+        let values = v["embedding"]["values"].as_array().unwrap();
+        assert_eq!(values.len(), size, "{v}");
+        assert!(values.iter().all(Value::is_number), "{v}");
+        assert_eq!(v.as_object().unwrap().len(), 1, "only `embedding`: {v}");
+    }
+    // The parts were joined into one input.
+    assert_eq!(
+        recorded_body(&openai.requests()[0]),
+        json!({"model": OPENAI_EMBEDDING_MODEL, "input": ["hello\nworld"], "dimensions": 3})
+    );
+    let sent = recorded_body(&gemini.requests()[0]);
+    assert_eq!(
+        sent["requests"],
+        json!([{"model": format!("models/{EMBEDDING_MODEL}"),
+                "content": {"parts": [{"text": "hello\nworld"}]}, "outputDimensionality": 3}])
+    );
+    let records = all_records(&gw, "&key=vk-g", 2);
+    assert_eq!(records.len(), 2);
+    assert!(records.iter().all(|r| r["endpoint"] == "embeddings"));
+}
+
+#[test]
+fn gemini_embeddings_errors_take_the_google_shape() {
+    let openai = Mock::start(&[]);
+    let gemini = Mock::start(&["--format", "gemini"]);
+    let gw = Gateway::start(&embedding_providers(&openai, &gemini));
+    let auth = [("x-goog-api-key", VK)];
+    let url =
+        |model: &str, method: &str| format!("{}/genai/v1beta/models/{model}:{method}", gw.url);
+    let image = json!({"inlineData": {"mimeType": "image/png", "data": "iVBORw0KGgo="}});
+    let bad = [
+        (
+            "embedContent",
+            json!({"content": {"parts": [{"text": "a"}, image]}}),
+            "content.parts[1]",
+        ),
+        (
+            "embedContent",
+            json!({"taskType": "CLUSTERING"}),
+            "`content`",
+        ),
+        ("batchEmbedContents", json!({"requests": []}), "requests"),
+        (
+            "batchEmbedContents",
+            json!({"requests": [
+                {"content": {"parts": [{"text": "a"}]}, "outputDimensionality": 4},
+                {"content": {"parts": [{"text": "b"}]}, "outputDimensionality": 8}]}),
+            "requests[1].outputDimensionality",
+        ),
+    ];
+    for model in [OPENAI_EMBEDDING_MODEL, EMBEDDING_MODEL] {
+        for (method, body, field) in &bad {
+            let r = post_json(&url(model, method), &auth, body);
+            assert_eq!(r.status, 400, "{}", r.body);
+            let e = r.json();
+            assert_eq!(e["error"]["code"], 400, "{e}");
+            assert_eq!(e["error"]["status"], "INVALID_ARGUMENT", "{e}");
+            let message = e["error"]["message"].as_str().unwrap();
+            assert!(message.contains(field), "{field}: {message}");
+        }
+    }
+    assert!(openai.requests().is_empty());
+    assert!(gemini.requests().is_empty());
+
+    // A key that may not use the model is refused in Google's shape, which the SDK reads.
+    let got = genai_sdk(
+        &gw,
+        &format!(
+            r#"
+narrow = genai.Client(api_key="vk-narrow",
+    http_options={{"base_url": client._api_client._http_options.base_url}})
+try:
+    narrow.models.embed_content(model="{EMBEDDING_MODEL}", contents=["a"])
+    out = None
+except Exception as e:
+    out = {{"code": getattr(e, "code", None), "status": getattr(e, "status", None),
+           "message": getattr(e, "message", None)}}
+print(json.dumps({{"error": out,
+    "allowed": len(narrow.models.embed_content(model="{OPENAI_EMBEDDING_MODEL}",
+        contents=["a"]).embeddings)}}))
+"#
+        ),
+    );
+    assert_eq!(got["error"]["code"], 403, "{got}");
+    assert_eq!(got["error"]["status"], "PERMISSION_DENIED", "{got}");
+    assert!(
+        got["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains(EMBEDDING_MODEL),
+        "{got}"
+    );
+    assert_eq!(got["allowed"], 1, "{got}");
+    assert!(gemini.requests().is_empty());
+    let records = all_records(&gw, "&key=vk-narrow", 2);
+    assert!(
+        records
+            .iter()
+            .any(|r| r["status"] == 403 && r["endpoint"] == "embeddings"),
+        "{records:?}"
     );
 }

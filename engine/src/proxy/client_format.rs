@@ -6,7 +6,9 @@ use super::body::ProxyBody;
 use super::respond::{self, ProxyResponse};
 use super::{genai, messages, responses};
 use crate::error::ApiError;
+use crate::telemetry::Endpoint;
 use crate::translate::anthropic;
+use crate::translate::gemini::EmbedMethod;
 use crate::translate::stream::{EncoderOptions, StreamTranslator, WireFormat};
 use bytes::Bytes;
 use http::HeaderValue;
@@ -26,43 +28,56 @@ pub enum ClientFormat {
 }
 
 impl ClientFormat {
-    /// The request body as the OpenAI pipeline reads it; `path` is the request's. With it,
-    /// what the answer's translation must know of the request ([`RequestTools`]).
-    pub fn request_body(self, path: &str, body: Bytes) -> Result<(Bytes, RequestTools), ApiError> {
+    /// The request body as the OpenAI pipeline reads it (Chat, or embeddings for Gemini's
+    /// embeddings methods); `path` is the request's. With it, what the answer's translation
+    /// must know of the request ([`AnswerNeeds`]).
+    pub fn request_body(self, path: &str, body: Bytes) -> Result<(Bytes, AnswerNeeds), ApiError> {
         let json = |v: serde_json::Value| Bytes::from(v.to_string());
         match self {
-            ClientFormat::OpenAi => Ok((body, RequestTools::default())),
-            ClientFormat::Gemini => {
-                genai::openai_request(path, &body).map(|v| (json(v), RequestTools::default()))
-            }
+            ClientFormat::OpenAi => Ok((body, AnswerNeeds::default())),
+            ClientFormat::Gemini => genai::openai_request(path, &body).map(|(v, embed)| {
+                let needs = AnswerNeeds {
+                    embed,
+                    ..AnswerNeeds::default()
+                };
+                (json(v), needs)
+            }),
             ClientFormat::Anthropic => {
-                messages::openai_request(&body).map(|v| (json(v), RequestTools::default()))
+                messages::openai_request(&body).map(|v| (json(v), AnswerNeeds::default()))
             }
-            ClientFormat::Responses => responses::openai_request(&body)
-                .map(|(v, custom)| (json(v), RequestTools { custom })),
+            ClientFormat::Responses => responses::openai_request(&body).map(|(v, custom)| {
+                let needs = AnswerNeeds {
+                    custom,
+                    ..AnswerNeeds::default()
+                };
+                (json(v), needs)
+            }),
         }
     }
 
     /// The wire format a provider must speak for this client's bytes to pass untouched.
-    pub fn native_wire(self) -> Option<WireFormat> {
-        match self {
-            ClientFormat::Anthropic => Some(WireFormat::Anthropic),
-            ClientFormat::Gemini => Some(WireFormat::Gemini),
-            ClientFormat::OpenAi | ClientFormat::Responses => None,
+    /// Embeddings are always translated: a Gemini provider is asked by `batchEmbedContents`
+    /// whichever method the client called.
+    pub fn native_wire(self, endpoint: Endpoint) -> Option<WireFormat> {
+        match (self, endpoint) {
+            (_, Endpoint::Embeddings) => None,
+            (ClientFormat::Anthropic, _) => Some(WireFormat::Anthropic),
+            (ClientFormat::Gemini, _) => Some(WireFormat::Gemini),
+            (ClientFormat::OpenAi | ClientFormat::Responses, _) => None,
         }
     }
 
     /// The pipeline's answer (OpenAI JSON or OpenAI SSE) in the client's shape; a provider's
     /// answer already in that shape (see [`super::native`]) is passed on as it is.
-    pub fn response(self, resp: ProxyResponse, tools: RequestTools) -> ProxyResponse {
+    pub fn response(self, resp: ProxyResponse, needs: AnswerNeeds) -> ProxyResponse {
         if super::native::is_native(&resp) {
             return resp;
         }
         match self {
             ClientFormat::OpenAi => resp,
             ClientFormat::Anthropic => messages::anthropic_response(resp),
-            ClientFormat::Responses => responses::responses_response(resp, tools.custom),
-            ClientFormat::Gemini => genai::gemini_response(resp),
+            ClientFormat::Responses => responses::responses_response(resp, needs.custom),
+            ClientFormat::Gemini => genai::gemini_response(resp, needs.embed),
         }
     }
 
@@ -81,12 +96,15 @@ impl ClientFormat {
     }
 }
 
-/// What the translation of the answer must know of the client's request: the names of the
-/// Responses request's custom tools, whose calls go back as `custom_tool_call` items rather
-/// than function calls. Empty (no allocation) for every other request.
+/// What the translation of the answer must know of the client's request. Empty (no
+/// allocation) for requests whose answer needs nothing of it.
 #[derive(Debug, Default)]
-pub struct RequestTools {
+pub struct AnswerNeeds {
+    /// The names of a Responses request's custom tools, whose calls go back as
+    /// `custom_tool_call` items rather than function calls.
     pub custom: Vec<String>,
+    /// The Gemini embeddings method called, whose answer shape the OpenAI list must take.
+    pub embed: Option<EmbedMethod>,
 }
 
 /// The message of an OpenAI error answer, or the start of a body that is not one.

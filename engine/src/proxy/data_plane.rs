@@ -2,6 +2,7 @@
 
 use super::client_format::ClientFormat;
 use super::forward;
+use super::genai;
 use super::messages;
 use super::respond::{self, ProxyResponse};
 use super::Gateway;
@@ -41,7 +42,8 @@ pub async fn route(gw: &Gateway, req: Request<Incoming>) -> ProxyResponse {
             )
         }
         (&Method::POST, p) if p.starts_with("/genai/") => {
-            forward::handle_as(gw, Endpoint::Chat, ClientFormat::Gemini, req).await
+            let endpoint = genai::endpoint(p);
+            forward::handle_as(gw, endpoint, ClientFormat::Gemini, req).await
         }
         (_, p) if p.starts_with("/genai/") => ClientFormat::Gemini.error(
             &ApiError::new(

@@ -5,7 +5,7 @@ use super::answer_headers::{copy_response_headers, insert_ratelimit_headers, ins
 use super::attempt::{send_with_retries, Attempts};
 use super::body::{read_limited, ProxyBody};
 use super::cached::{self, CacheResult, Looked, Recording, StoreAs, CACHE_HEADER};
-use super::client_format::{ClientFormat, RequestTools};
+use super::client_format::{AnswerNeeds, ClientFormat};
 use super::finish::{Caller, Finish, RequestReport};
 use super::inbound;
 use super::inbound::Inbound;
@@ -65,7 +65,7 @@ struct Served {
     cache: CacheResult,
     store_as: Option<StoreAs>,
     /// What the answer's translation must know of the client's request.
-    tools: RequestTools,
+    answer_needs: AnswerNeeds,
 }
 
 pub async fn handle(gw: &Gateway, endpoint: Endpoint, req: Request<Incoming>) -> ProxyResponse {
@@ -99,7 +99,7 @@ pub async fn handle_as(
         answered: None,
         cache: CacheResult::Off,
         store_as: None,
-        tools: RequestTools::default(),
+        answer_needs: AnswerNeeds::default(),
     };
     let mut error = None;
     // Failed attempts (as the 502 body lists them); the answering one is not among them.
@@ -110,7 +110,7 @@ pub async fn handle_as(
         request_id: &request_id,
     };
     let response = match proxy(gw, &plan, call, req, &mut attempts, &mut served).await {
-        Ok(resp) => format.response(resp, std::mem::take(&mut served.tools)),
+        Ok(resp) => format.response(resp, std::mem::take(&mut served.answer_needs)),
         Err(e) => {
             if let Some(g) = e.fields.get("guardrail").and_then(|g| g.as_str()) {
                 served.guardrails.push((g.into(), "block"));
@@ -217,8 +217,8 @@ async fn proxy(
     let body = read_limited(&parts.headers, body, plan.max_body_bytes).await?;
     // Kept for a provider of the client's own format (see `native`).
     let client_body = body.clone();
-    let (body, tools) = format.request_body(parts.uri.path(), body)?;
-    served.tools = tools;
+    let (body, answer_needs) = format.request_body(parts.uri.path(), body)?;
+    served.answer_needs = answer_needs;
     let head = super::request::parse_head(&body, endpoint)?;
     served.requested_model = head.model.to_string();
     let view = ProxyView::new(
@@ -360,7 +360,7 @@ async fn proxy(
             endpoint,
             head: &head,
             body: &body,
-            client: format.native_wire().map(|format| ClientBytes {
+            client: format.native_wire(endpoint).map(|format| ClientBytes {
                 format,
                 body: &client_body,
             }),
