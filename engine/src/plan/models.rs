@@ -1,12 +1,14 @@
 //! Allowed-model sets: exact names, `*`, and `regex:` patterns compiled once.
 
 use regex::Regex;
-use std::collections::HashSet;
+use rustc_hash::FxHashSet;
 
 #[derive(Debug, Default)]
 pub struct ModelMatcher {
     any: bool,
-    exact: HashSet<String>,
+    /// Fx rather than SipHash: probed for every request's model, and the names come from the
+    /// config, not from callers who could pick colliding keys.
+    exact: FxHashSet<String>,
     patterns: Vec<Regex>,
 }
 
