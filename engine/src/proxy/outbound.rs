@@ -14,6 +14,7 @@
 //! model). In a stream, whether a redacting guardrail applies is decided before the first
 //! byte, when `response.content` and `finish_reason` are still empty.
 
+mod answer_text;
 mod stream;
 
 use super::inbound::{action_name, webhook_flags};
@@ -26,9 +27,9 @@ use crate::guardrails::Action;
 use crate::plan::{GuardDetect, KeyGuardrail, KeyPlan};
 use crate::policy::{RequestData, RequestView, ResponseAttrs, Var, Vars};
 use crate::telemetry::{Endpoint, Metrics};
+use answer_text::AnswerText;
 use bytes::Bytes;
 use http::StatusCode;
-use serde_json::Value;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 use stream::{EndCheck, Redacting, StreamGuard};
@@ -66,7 +67,7 @@ pub async fn check_answer(
     let Some(guardrails) = output_guardrails(key, endpoint).filter(|_| status.is_success()) else {
         return Ok((body, Vec::new()));
     };
-    let Ok(mut answer) = serde_json::from_slice::<Value>(&body) else {
+    let Some(answer) = AnswerText::read(&body) else {
         // The client could not read it as a completion either; there is no text to check.
         tracing::warn!(
             provider = by.provider,
@@ -74,17 +75,13 @@ pub async fn check_answer(
         );
         return Ok((body, Vec::new()));
     };
-    let mut texts = contents(&mut answer).map(|t| t.clone()).collect::<Vec<_>>();
+    let mut texts = answer.texts;
     let content = texts.join("\n");
-    let number = |pointer: &str| answer.pointer(pointer).and_then(Value::as_i64);
     let response = ResponseAttrs {
         content: &content,
-        finish_reason: answer
-            .pointer("/choices/0/finish_reason")
-            .and_then(Value::as_str)
-            .unwrap_or(""),
-        prompt_tokens: number("/usage/prompt_tokens").unwrap_or(0),
-        completion_tokens: number("/usage/completion_tokens").unwrap_or(0),
+        finish_reason: &answer.finish_reason,
+        prompt_tokens: answer.prompt_tokens,
+        completion_tokens: answer.completion_tokens,
         provider: by.provider,
         model: by.model,
     };
@@ -116,30 +113,14 @@ pub async fn check_answer(
     if report.redacted_by.is_empty() {
         return Ok((body, flags));
     }
-    for (slot, text) in contents(&mut answer).zip(texts) {
-        *slot = text;
-    }
-    match serde_json::to_vec(&answer) {
-        Ok(redacted) => Ok((Bytes::from(redacted), flags)),
-        // Not reachable for a value just parsed; never send the unredacted text instead.
+    match answer_text::write_back(&body, texts) {
+        Ok(redacted) => Ok((redacted, flags)),
+        // Not reachable for a body just read; never send the unredacted text instead.
         Err(e) => Err(ApiError::new(
             ErrorType::UpstreamError,
             format!("cannot re-encode the redacted answer: {e}"),
         )),
     }
-}
-
-/// The string `choices[].message.content` of a completion, in order.
-fn contents(answer: &mut Value) -> impl Iterator<Item = &mut String> {
-    answer
-        .get_mut("choices")
-        .and_then(Value::as_array_mut)
-        .into_iter()
-        .flatten()
-        .filter_map(|c| match c.pointer_mut("/message/content") {
-            Some(Value::String(s)) => Some(s),
-            _ => None,
-        })
 }
 
 /// The rewrite for a stream, or `None` when no output guardrail applies: the relay then
@@ -312,17 +293,5 @@ mod tests {
         let s = snapshot(&view, Vars::of(Var::Prompt).with(Var::Key));
         assert_eq!((s.prompt.as_str(), &*s.key.id), ("hello", "vk"));
         assert!(s.headers.is_empty());
-    }
-
-    #[test]
-    fn contents_are_the_string_message_contents() {
-        let mut v: Value = serde_json::json!({"choices": [
-            {"message": {"content": "a"}},
-            {"message": {"content": null, "tool_calls": []}},
-            {"message": {"content": "b"}}
-        ]});
-        let got: Vec<String> = contents(&mut v).map(|s| s.clone()).collect();
-        assert_eq!(got, ["a", "b"]);
-        assert_eq!(contents(&mut serde_json::json!({"x": 1})).count(), 0);
     }
 }
