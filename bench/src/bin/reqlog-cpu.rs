@@ -2,13 +2,14 @@
 //! real SQLite file.
 //!
 //! ```text
-//! reqlog-cpu [--records 60000] [--batch 250] [--runs 5] [--dir DIR] [--json]
+//! reqlog-cpu [--records 60000] [--batch N] [--runs 5] [--dir DIR] [--json]
 //! ```
 //!
 //! Each run opens a fresh database in `--dir` (default: the system temp directory), starts the
 //! gateway's writer over it and queues `--records` records the way a finished request does (a
 //! closure that builds the record on the writer thread), `--batch` at a time followed by a
-//! flush: 250 is what the writer's 50 ms window gathers at 5,000 req/s. It reports the CPU
+//! flush. By default a batch is what the writer's window (`WriterOptions::batch_wait`)
+//! gathers at 5,000 req/s, at most its `batch_max`. It reports the CPU
 //! time of the writer thread per record (what competes with the request workers) and of the
 //! whole process per record (the queueing side included), from the kernel's per-thread
 //! accounting (`/proc/self/task/*/schedstat`, nanoseconds), and the median over the runs.
@@ -80,9 +81,11 @@ fn main() -> ExitCode {
 }
 
 fn parse(args: Vec<String>) -> Result<Opts, String> {
+    let writer = WriterOptions::default();
+    let at_5k = (writer.batch_wait.as_secs_f64() * 5000.0).round() as usize;
     let mut o = Opts {
         records: 60_000,
-        batch: 250,
+        batch: at_5k.clamp(1, writer.batch_max),
         runs: 5,
         dir: std::env::temp_dir(),
         json: false,
