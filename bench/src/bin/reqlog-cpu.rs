@@ -169,7 +169,7 @@ fn queue(log: &RequestLog, first: usize, n: usize) {
 /// A record like those the gateway writes under benchmark load, request `i` of a steady
 /// 5,000 req/s.
 fn record(i: usize, id: &str, key: &str) -> LogRecord {
-    let (provider, model) = if i % 3 == 0 {
+    let (provider, model) = if i.is_multiple_of(3) {
         ("anthropic", "claude-3-5-haiku")
     } else {
         ("openai", "gpt-4o-mini")
@@ -199,7 +199,7 @@ fn record(i: usize, id: &str, key: &str) -> LogRecord {
         cached_tokens: 0,
         cost_usd: (h % 1000) as f64 * 1e-6,
         cache: CacheResult::Miss,
-        guardrails: if i % 10 == 0 {
+        guardrails: if i.is_multiple_of(10) {
             vec![GuardrailRecord {
                 name: "pii-out".to_owned(),
                 action: "redact".to_owned(),
