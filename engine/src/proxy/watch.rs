@@ -9,12 +9,21 @@
 //! in the directory, such as the usage snapshot that is usually written beside the config, is
 //! ignored.
 //!
+//! On Linux the watch asks inotify only for files written and closed, created, deleted or
+//! renamed ([`dir`]), so that the request log's writes beside the config wake nothing;
+//! elsewhere it goes through `notify` and filters what it is sent.
+//!
 //! Not covered: a config that is a symlink into some other directory sees edits of its target
 //! only through SIGHUP or `POST /admin/reload`; so does a metadata-only change (`touch`,
 //! `chmod`), which leaves the text as it was.
 
+#[cfg(target_os = "linux")]
+mod dir;
+
 use super::Gateway;
+#[cfg(not(target_os = "linux"))]
 use notify::event::{Event, EventKind};
+#[cfg(not(target_os = "linux"))]
 use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 use std::ffi::{OsStr, OsString};
 use std::path::Path;
@@ -45,11 +54,13 @@ pub fn spawn(gw: Arc<Gateway>) {
     }
 }
 
-async fn reload_on_change(
-    gw: Arc<Gateway>,
-    watcher: RecommendedWatcher,
-    mut rx: mpsc::Receiver<()>,
-) {
+/// What keeps the events coming; dropping it stops them.
+#[cfg(target_os = "linux")]
+type DirWatcher = dir::DirWatch;
+#[cfg(not(target_os = "linux"))]
+type DirWatcher = RecommendedWatcher;
+
+async fn reload_on_change(gw: Arc<Gateway>, watcher: DirWatcher, mut rx: mpsc::Receiver<()>) {
     // Held for as long as this loop runs: dropping it would stop the events.
     let _watcher = watcher;
     loop {
@@ -83,9 +94,9 @@ async fn settle(rx: &mut mpsc::Receiver<()>, quiet: Duration, max: Duration) {
     }
 }
 
-/// Starts notify's watcher thread on the config's directory; `None` (after a warning) when
-/// the platform refuses, e.g. when the inotify instance or watch limit is reached.
-fn start_watcher(config: &Path, tx: mpsc::Sender<()>) -> Option<RecommendedWatcher> {
+/// Starts the watcher thread on the config's directory; `None` (after a warning) when the
+/// platform refuses, e.g. when the inotify instance or watch limit is reached.
+fn start_watcher(config: &Path, tx: mpsc::Sender<()>) -> Option<DirWatcher> {
     let Some(name) = config.file_name().map(OsStr::to_os_string) else {
         tracing::warn!(config = %config.display(), "config path has no file name; not watching it");
         return None;
@@ -95,6 +106,22 @@ fn start_watcher(config: &Path, tx: mpsc::Sender<()>) -> Option<RecommendedWatch
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => Path::new(".").to_path_buf(),
     };
+    let watcher = watch_dir(&dir, name, tx)?;
+    tracing::info!(dir = %dir.display(), "watching the config for changes");
+    Some(watcher)
+}
+
+#[cfg(target_os = "linux")]
+fn watch_dir(dir: &Path, name: OsString, tx: mpsc::Sender<()>) -> Option<DirWatcher> {
+    dir::start(dir, name, tx)
+        .inspect_err(|e| {
+            tracing::warn!(dir = %dir.display(), error = %e, "cannot watch the config directory; reload with SIGHUP or POST /admin/reload");
+        })
+        .ok()
+}
+
+#[cfg(not(target_os = "linux"))]
+fn watch_dir(dir: &Path, name: OsString, tx: mpsc::Sender<()>) -> Option<DirWatcher> {
     let handler = move |event: notify::Result<Event>| {
         let relevant = match event {
             Ok(event) => is_relevant(&event, &name),
@@ -116,15 +143,21 @@ fn start_watcher(config: &Path, tx: mpsc::Sender<()>) -> Option<RecommendedWatch
             return None;
         }
     };
-    if let Err(e) = watcher.watch(&dir, RecursiveMode::NonRecursive) {
+    if let Err(e) = watcher.watch(dir, RecursiveMode::NonRecursive) {
         tracing::warn!(dir = %dir.display(), error = %e, "cannot watch the config directory; reload with SIGHUP or POST /admin/reload");
         return None;
     }
-    tracing::info!(dir = %dir.display(), "watching the config for changes");
     Some(watcher)
 }
 
+/// Whether a file name in the config's directory is the config's (`config`) or a Kubernetes
+/// atomic writer's `..` entry.
+fn is_config_name(file: &OsStr, config: &OsStr) -> bool {
+    file == config || file.as_encoded_bytes().starts_with(b"..")
+}
+
 /// Whether an event may have changed the config's text.
+#[cfg(not(target_os = "linux"))]
 fn is_relevant(event: &Event, name: &OsString) -> bool {
     if event.need_rescan() {
         return true;
@@ -137,24 +170,41 @@ fn is_relevant(event: &Event, name: &OsString) -> bool {
         }
         _ => {}
     }
-    event.paths.iter().any(|p| {
-        p.file_name()
-            .is_some_and(|f| f == name.as_os_str() || f.as_encoded_bytes().starts_with(b".."))
-    })
+    event
+        .paths
+        .iter()
+        .any(|p| p.file_name().is_some_and(|f| is_config_name(f, name)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[cfg(not(target_os = "linux"))]
     use notify::event::{AccessKind, CreateKind, DataChange, MetadataKind, ModifyKind, RenameMode};
+    #[cfg(not(target_os = "linux"))]
     use std::path::PathBuf;
 
+    #[test]
+    fn config_and_configmap_names_count() {
+        let name = OsStr::new("tollgate.yaml");
+        assert!(is_config_name(OsStr::new("tollgate.yaml"), name));
+        assert!(is_config_name(OsStr::new("..data"), name));
+        assert!(is_config_name(OsStr::new("..2026_01_01"), name));
+        for other in ["usage.json", "tollgate.yaml.swp", "logs.db-wal"] {
+            assert!(!is_config_name(OsStr::new(other), name), "{other}");
+        }
+        // A hidden file with a single dot is an editor's, not Kubernetes'.
+        assert!(!is_config_name(OsStr::new(".tollgate.yaml.swp"), name));
+    }
+
+    #[cfg(not(target_os = "linux"))]
     fn ev(kind: EventKind, paths: &[&str]) -> Event {
         let mut e = Event::new(kind);
         e.paths = paths.iter().map(PathBuf::from).collect();
         e
     }
 
+    #[cfg(not(target_os = "linux"))]
     #[test]
     fn only_config_and_configmap_names_count() {
         let name = OsString::from("tollgate.yaml");
@@ -183,6 +233,7 @@ mod tests {
         ));
     }
 
+    #[cfg(not(target_os = "linux"))]
     #[test]
     fn reads_and_metadata_do_not_count() {
         let name = OsString::from("tollgate.yaml");
