@@ -47,7 +47,7 @@ const MAX_DELAY: Duration = Duration::from_secs(2);
 /// set up the gateway runs on without it: SIGHUP and `POST /admin/reload` still reload.
 pub fn spawn(gw: Arc<Gateway>) {
     // One slot is enough: a full channel already means "something changed", and `try_send`
-    // never blocks notify's thread.
+    // never blocks the watch thread.
     let (tx, rx) = mpsc::channel::<()>(1);
     if let Some(watcher) = start_watcher(&gw.config_path, tx) {
         tokio::spawn(reload_on_change(gw, watcher, rx));
