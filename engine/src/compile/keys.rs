@@ -5,7 +5,7 @@ use super::limits::LimitRegistry;
 use super::policy::PolicySet;
 use super::providers::matcher;
 use crate::config::{ConfigError, LoadedConfig};
-use crate::plan::{KeyDigest, KeyPlan, KeyProvider, Limits, ModelMatcher, ProviderPlan};
+use crate::plan::{KeyDigest, KeyPlan, KeyProvider, Limits, ModelMatcher, Patterns, ProviderPlan};
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
@@ -122,6 +122,7 @@ pub(super) fn compile_keys(
     );
     let mut plans = Vec::with_capacity(cfg.virtual_keys.len());
     let mut by_digest = HashMap::with_capacity(cfg.virtual_keys.len());
+    let mut patterns = Patterns::default();
     for (i, vk) in cfg.virtual_keys.iter().enumerate() {
         let at = |field: &str| format!("virtual_keys[{i}].{field}");
         let digest: Option<KeyDigest> = match (&vk.key, &vk.key_sha256) {
@@ -192,7 +193,7 @@ pub(super) fn compile_keys(
 
         let models = match &vk.models {
             None => ModelMatcher::any(),
-            Some(list) => matcher(loaded, &at("models"), list, errors),
+            Some(list) => matcher(loaded, &at("models"), list, &mut patterns, errors),
         };
         let key_providers: Vec<KeyProvider> = match &vk.providers {
             None => (0..providers.len())

@@ -6,7 +6,8 @@ use crate::aws::AwsCredentials;
 use crate::config::units::DurationStr;
 use crate::config::{ConfigError, LoadedConfig, ProviderConfig, ProviderKind};
 use crate::plan::{
-    ModelMatcher, ProviderKeyPlan, ProviderPlan, ProviderTimeouts, ProviderUrls, ProviderWire,
+    ModelMatcher, Patterns, ProviderKeyPlan, ProviderPlan, ProviderTimeouts, ProviderUrls,
+    ProviderWire,
 };
 use crate::reliability::backoff::RetryPolicy;
 use crate::reliability::health::HealthPolicy;
@@ -43,6 +44,7 @@ pub(super) fn compile_providers(
         errors,
     );
     let mut out = Vec::with_capacity(cfg.providers.len());
+    let mut patterns = Patterns::default();
     for (i, p) in cfg.providers.iter().enumerate() {
         let at = |field: &str| format!("providers[{i}].{field}");
         if p.name.is_empty() || p.name.contains('/') {
@@ -92,7 +94,7 @@ pub(super) fn compile_providers(
         };
         let models = match &p.models {
             None => ModelMatcher::any(),
-            Some(list) => matcher(loaded, &at("models"), list, errors),
+            Some(list) => matcher(loaded, &at("models"), list, &mut patterns, errors),
         };
         let mut keys = Vec::with_capacity(p.keys.len());
         if wire == ProviderWire::Bedrock && p.keys.is_empty() {
@@ -135,10 +137,15 @@ pub(super) fn compile_providers(
                 authorization,
                 aws,
                 weight: key.weight,
-                models: key
-                    .models
-                    .as_ref()
-                    .map(|list| matcher(loaded, &format!("{kat}.models"), list, errors)),
+                models: key.models.as_ref().map(|list| {
+                    matcher(
+                        loaded,
+                        &format!("{kat}.models"),
+                        list,
+                        &mut patterns,
+                        errors,
+                    )
+                }),
             });
         }
         let tier = limits.tier(
@@ -264,9 +271,10 @@ pub(super) fn matcher(
     loaded: &LoadedConfig,
     path: &str,
     list: &[String],
+    patterns: &mut Patterns,
     errors: &mut Vec<ConfigError>,
 ) -> ModelMatcher {
-    ModelMatcher::compile(list).unwrap_or_else(|bad| {
+    ModelMatcher::compile(list, patterns).unwrap_or_else(|bad| {
         for (idx, msg) in bad {
             errors.push(loaded.error_at(&format!("{path}[{idx}]"), msg));
         }

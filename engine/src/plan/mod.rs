@@ -5,7 +5,7 @@ mod models;
 mod policy;
 mod weighted;
 
-pub use models::ModelMatcher;
+pub use models::{ModelMatcher, Patterns};
 pub use policy::{GuardDetect, GuardrailPlan, KeyGuardrail, KeyRule, RulePlan};
 pub use weighted::pick_weighted;
 

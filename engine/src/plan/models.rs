@@ -1,7 +1,7 @@
 //! Allowed-model sets: exact names, `*`, and `regex:` patterns compiled once.
 
 use regex::Regex;
-use rustc_hash::FxHashSet;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 #[derive(Debug, Default)]
 pub struct ModelMatcher {
@@ -10,6 +10,22 @@ pub struct ModelMatcher {
     /// config, not from callers who could pick colliding keys.
     exact: FxHashSet<String>,
     patterns: Vec<Regex>,
+}
+
+/// Compiled `regex:` patterns by their source, for one compile: keys that repeat a pattern
+/// share one compiled program (a clone shares it) instead of holding ~12 KB each.
+#[derive(Default)]
+pub struct Patterns(FxHashMap<String, Regex>);
+
+impl Patterns {
+    fn get(&mut self, pattern: &str) -> Result<Regex, regex::Error> {
+        if let Some(re) = self.0.get(pattern) {
+            return Ok(re.clone());
+        }
+        let re = Regex::new(pattern)?;
+        self.0.insert(pattern.to_string(), re.clone());
+        Ok(re)
+    }
 }
 
 impl ModelMatcher {
@@ -21,14 +37,17 @@ impl ModelMatcher {
     }
 
     /// Builds a matcher from config entries; returns the index and message of each bad regex.
-    pub fn compile(entries: &[String]) -> Result<ModelMatcher, Vec<(usize, String)>> {
+    pub fn compile(
+        entries: &[String],
+        patterns: &mut Patterns,
+    ) -> Result<ModelMatcher, Vec<(usize, String)>> {
         let mut m = ModelMatcher::default();
         let mut errors = Vec::new();
         for (i, entry) in entries.iter().enumerate() {
             if entry == "*" {
                 m.any = true;
             } else if let Some(pattern) = entry.strip_prefix("regex:") {
-                match Regex::new(pattern) {
+                match patterns.get(pattern) {
                     Ok(re) => m.patterns.push(re),
                     Err(e) => errors.push((i, format!("invalid model regex `{pattern}`: {e}"))),
                 }
@@ -66,7 +85,11 @@ mod tests {
     use super::*;
 
     fn m(entries: &[&str]) -> ModelMatcher {
-        ModelMatcher::compile(&entries.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap()
+        ModelMatcher::compile(
+            &entries.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+            &mut Patterns::default(),
+        )
+        .unwrap()
     }
 
     #[test]
@@ -82,8 +105,28 @@ mod tests {
 
     #[test]
     fn bad_regex_names_its_entry() {
-        let err = ModelMatcher::compile(&["ok".into(), "regex:(".into()]).unwrap_err();
+        let mut patterns = Patterns::default();
+        let err =
+            ModelMatcher::compile(&["ok".into(), "regex:(".into()], &mut patterns).unwrap_err();
         assert_eq!(err[0].0, 1);
         assert!(err[0].1.contains("invalid model regex"));
+        // A bad pattern is not remembered as good: the next key that repeats it is refused too.
+        let again = ModelMatcher::compile(&["regex:(".into()], &mut patterns).unwrap_err();
+        assert_eq!(again[0].0, 0);
+    }
+
+    #[test]
+    fn keys_sharing_a_pattern_each_match_by_it() {
+        let mut patterns = Patterns::default();
+        let list = |entries: &[&str]| entries.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let a = ModelMatcher::compile(&list(&["regex:^gpt-4o(-mini)?$"]), &mut patterns).unwrap();
+        let b =
+            ModelMatcher::compile(&list(&["x", "regex:^gpt-4o(-mini)?$"]), &mut patterns).unwrap();
+        let c = ModelMatcher::compile(&list(&["regex:^o3$"]), &mut patterns).unwrap();
+        for set in [&a, &b] {
+            assert!(set.matches("gpt-4o-mini") && !set.matches("o3"));
+        }
+        assert!(b.matches("x") && !a.matches("x"));
+        assert!(c.matches("o3") && !c.matches("gpt-4o"));
     }
 }
