@@ -8,24 +8,15 @@
 //! cargo run --release -p tollgate --example ort_settings -- target/embedder [PROMPTS]
 //! ```
 
-use fastembed::{
-    InitOptionsUserDefined, Pooling, TextEmbedding, TokenizerFiles, UserDefinedEmbeddingModel,
-};
+use fastembed::{InitOptionsUserDefined, TextEmbedding};
+use std::path::Path;
 use std::time::Instant;
+use tollgate::cache::semantic::embed::user_defined_model;
 
 const WARM_UP: usize = 100;
 
 fn load(dir: &str, threads: usize, spinning: bool) -> Result<TextEmbedding, String> {
-    let read =
-        |file: &str| std::fs::read(format!("{dir}/{file}")).map_err(|e| format!("{file}: {e}"));
-    let tokenizer = TokenizerFiles {
-        tokenizer_file: read("tokenizer.json")?,
-        config_file: read("config.json")?,
-        special_tokens_map_file: read("special_tokens_map.json")?,
-        tokenizer_config_file: read("tokenizer_config.json")?,
-    };
-    let model =
-        UserDefinedEmbeddingModel::new(read("model.onnx")?, tokenizer).with_pooling(Pooling::Mean);
+    let model = user_defined_model(Path::new(dir)).map_err(|e| e.to_string())?;
     let mut options = InitOptionsUserDefined::default().with_intra_threads(threads);
     if !spinning {
         options

@@ -117,10 +117,12 @@ fn runtime_path(model_dir: &Path, configured: Option<&Path>) -> Result<PathBuf, 
     }
 }
 
-fn load_model(dir: &Path) -> Result<fastembed::TextEmbedding, SemanticError> {
-    use fastembed::{
-        InitOptionsUserDefined, Pooling, TextEmbedding, TokenizerFiles, UserDefinedEmbeddingModel,
-    };
+/// The model files in `dir` (as `policies/install-embedder.sh` lays them out) as a fastembed
+/// user-defined model with mean pooling. Public for the session-settings example.
+pub fn user_defined_model(
+    dir: &Path,
+) -> Result<fastembed::UserDefinedEmbeddingModel, SemanticError> {
+    use fastembed::{Pooling, TokenizerFiles, UserDefinedEmbeddingModel};
     let read = |file: &str| {
         std::fs::read(dir.join(file)).map_err(|e| {
             SemanticError::Setup(format!("cannot read {}: {e}", dir.join(file).display()))
@@ -132,8 +134,12 @@ fn load_model(dir: &Path) -> Result<fastembed::TextEmbedding, SemanticError> {
         special_tokens_map_file: read("special_tokens_map.json")?,
         tokenizer_config_file: read("tokenizer_config.json")?,
     };
-    let model =
-        UserDefinedEmbeddingModel::new(read("model.onnx")?, tokenizer).with_pooling(Pooling::Mean);
+    Ok(UserDefinedEmbeddingModel::new(read("model.onnx")?, tokenizer).with_pooling(Pooling::Mean))
+}
+
+fn load_model(dir: &Path) -> Result<fastembed::TextEmbedding, SemanticError> {
+    use fastembed::{InitOptionsUserDefined, TextEmbedding};
+    let model = user_defined_model(dir)?;
     // ONNX Runtime reports a library it cannot load by panicking; keep that from the caller.
     std::panic::catch_unwind(|| {
         TextEmbedding::try_new_from_user_defined(model, InitOptionsUserDefined::default())
