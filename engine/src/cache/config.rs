@@ -111,7 +111,7 @@ impl Default for CacheConfig {
 
 /// The cosine similarity a semantic hit needs unless `cache.threshold` or
 /// `x-tollgate-cache-threshold` says otherwise.
-pub const DEFAULT_THRESHOLD: f32 = 0.92;
+pub const DEFAULT_THRESHOLD: f32 = 0.91;
 
 /// Where exact entries live.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
