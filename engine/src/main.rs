@@ -186,8 +186,8 @@ fn unpriced_models(plan: &tollgate::plan::Plan) -> Vec<String> {
 /// glibc gives each thread that contends for the heap an arena of its own, up to eight per
 /// core, and memory freed into one arena is not reused by another: the request workers, the
 /// log writer and the blocking pool each kept megabytes of their own free memory resident.
-/// Two arenas keep the request workers apart and cut resident memory under load by ~4 MB
-/// (docs/BENCHMARKS.md). `MALLOC_ARENA_MAX`, when set, still decides.
+/// Two arenas (one per core here) cut resident memory under load by 2–4 MB with no CPU cost
+/// measured (docs/BENCHMARKS.md). `MALLOC_ARENA_MAX`, when set, still decides.
 fn limit_malloc_arenas() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     if std::env::var_os("MALLOC_ARENA_MAX").is_none() {

@@ -118,7 +118,7 @@ fn runtime_path(model_dir: &Path, configured: Option<&Path>) -> Result<PathBuf, 
 }
 
 /// The model files in `dir` (as `policies/install-embedder.sh` lays them out) as a fastembed
-/// user-defined model with mean pooling. Public for the session-settings example.
+/// user-defined model with mean pooling. Public for the examples that load a model directly.
 pub fn user_defined_model(
     dir: &Path,
 ) -> Result<fastembed::UserDefinedEmbeddingModel, SemanticError> {
